@@ -1,0 +1,50 @@
+"""The one record type every reader and generator produces: a question, its reasoning steps, an answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rim.errors import RimInputError
+
+
+@dataclass(frozen=True)
+class Record:
+    """A chain-of-thought example.
+
+    Attributes:
+        question: the input text x.
+        steps: the reasoning steps r_1..r_T (may be empty).
+        answer: the final answer y.
+        meta: any extra fields of the source (graph fields of ProsQA, ids, ...).
+    """
+
+    question: str
+    steps: tuple[str, ...]
+    answer: str
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict (`question`, `steps`, `answer`, then any meta fields)."""
+        return {"question": self.question, "steps": list(self.steps), "answer": self.answer, **self.meta}
+
+
+def record_from_dict(obj: Any, *, source: str, line: int | None = None) -> Record:
+    """Validate a parsed JSON object and turn it into a `Record`.
+
+    Raises `RimInputError` naming `source` (and `line`) and the offending field.
+    """
+    if not isinstance(obj, dict):
+        raise RimInputError(f"expected a JSON object, got {type(obj).__name__}", source=source, line=line)
+    for key in ("question", "answer"):
+        if key not in obj:
+            raise RimInputError(f"record has no '{key}' field", source=source, line=line)
+        if not isinstance(obj[key], str):
+            raise RimInputError(f"field '{key}' must be a string", source=source, line=line)
+        if not obj[key].strip():
+            raise RimInputError(f"field '{key}' is empty", source=source, line=line)
+    steps = obj.get("steps", [])
+    if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+        raise RimInputError("field 'steps' must be a list of strings", source=source, line=line)
+    meta = {k: v for k, v in obj.items() if k not in ("question", "steps", "answer")}
+    return Record(question=obj["question"], steps=tuple(steps), answer=obj["answer"], meta=meta)

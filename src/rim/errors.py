@@ -1,0 +1,15 @@
+"""One exception type for bad user input: the CLI prints it on one line and exits with code 2."""
+
+from __future__ import annotations
+
+
+class RimInputError(ValueError):
+    """Bad user input (data file, config, model path). The message names the file and line or field."""
+
+    def __init__(self, message: str, *, source: str | None = None, line: int | None = None) -> None:
+        where = ""
+        if source is not None:
+            where = f"{source}:{line}: " if line is not None else f"{source}: "
+        super().__init__(f"{where}{message}")
+        self.source = source
+        self.line = line
