@@ -1,8 +1,151 @@
-"""Answer checking. (Placeholder: exact match after whitespace normalisation.)"""
+"""Answer checking: does a predicted answer match the gold one, under a task's checker.
+
+Checkers:
+
+- ``exact``: equal after collapsing whitespace.
+- ``numeric``: GSM-style numbers (``1,450,000``, ``-3``, ``.5``, ``$12.50``, ``18.``), compared
+  as numbers within a small tolerance; a prediction that is not a bare number is reduced to its
+  answer with `extract_answer` first.
+- ``sentence``: ProsQA answers, case-insensitive, whitespace collapsed, trailing period ignored.
+- ``digits``: multiplication answers, digit strings compared ignoring spaces.
+- ``bool``: ProntoQA answers; ``True``/``yes`` and ``False``/``no`` in any case.
+"""
 
 from __future__ import annotations
 
+import math
+import re
+from fractions import Fraction
+
+from rim.errors import RimInputError
+
+CHECKERS = ("exact", "numeric", "sentence", "digits", "bool")
+
+DEFAULT_CHECKER: dict[str, str] = {
+    "gsm8k": "numeric",
+    "gsm8k_aug": "numeric",
+    "gsm8k-aug": "numeric",
+    "gsm": "numeric",
+    "gsmhard": "numeric",
+    "gsm-hard": "numeric",
+    "svamp": "numeric",
+    "multiarith": "numeric",
+    "prosqa": "sentence",
+    "prontoqa": "bool",
+    "multiplication": "digits",
+    "mult": "digits",
+}
+
+REL_TOL = 1e-6
+ABS_TOL = 1e-6
+
+_NUMBER_IN_TEXT = re.compile(r"-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\$?\.\d+")
+_BARE_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?")
+_ANSWER_MARK = re.compile(r"#{3,}")
+_TRUE = {"true", "yes", "t", "y"}
+_FALSE = {"false", "no", "f", "n"}
+_BOOL_WORD = re.compile(r"\b(true|false|yes|no)\b", re.IGNORECASE)
+_DIGIT_RUN = re.compile(r"\d(?:\s*\d)*")
+
 
 def check_answer(prediction: str, gold: str, checker: str = "exact") -> bool:
-    """True if `prediction` answers `gold` under `checker`."""
-    return " ".join(prediction.split()) == " ".join(gold.split())
+    """True if `prediction` answers `gold` under `checker` (see the module docstring).
+
+    Raises `RimInputError` for an unknown checker name.
+    """
+    _validate(checker)
+    if checker == "numeric":
+        gold_value = parse_number(gold)
+        if gold_value is None:
+            return _collapse(prediction) == _collapse(gold)
+        value = parse_number(prediction)
+        if value is None:
+            value = parse_number(extract_answer(prediction, "numeric"))
+        return value is not None and _close(value, gold_value)
+    if checker == "sentence":
+        return _sentence_key(prediction) == _sentence_key(gold)
+    if checker == "digits":
+        pred, ref = _digits_key(prediction), _digits_key(gold)
+        return bool(ref) and pred == ref
+    if checker == "bool":
+        pred_value, gold_value = parse_bool(prediction), parse_bool(gold)
+        return pred_value is not None and pred_value == gold_value
+    return _collapse(prediction) == _collapse(gold)
+
+
+def extract_answer(text: str, checker: str = "exact") -> str:
+    """Pull the final answer out of generated text, for use with `check_answer`.
+
+    Text after the last ``###``/``####`` marker is taken when there is one. Then, per checker:
+    ``numeric`` gives the last number, normalised (``"$1,450,000."`` -> ``"1450000"``);
+    ``digits`` the last run of digits (spaces kept); ``bool`` the last true/false/yes/no word;
+    ``sentence`` and ``exact`` the first line, stripped. Returns ``""`` when nothing is found.
+    """
+    _validate(checker)
+    marks = list(_ANSWER_MARK.finditer(text))
+    tail = text[marks[-1].end() :] if marks else text
+    if checker == "numeric":
+        found = _NUMBER_IN_TEXT.findall(tail) or _NUMBER_IN_TEXT.findall(text)
+        if not found:
+            return ""
+        value = parse_number(found[-1])
+        return _format_fraction(value) if value is not None else ""
+    if checker == "digits":
+        runs = _DIGIT_RUN.findall(tail)
+        return runs[-1] if runs else ""
+    if checker == "bool":
+        words = _BOOL_WORD.findall(tail)
+        if not words:
+            return ""
+        return "True" if words[-1].lower() in _TRUE else "False"
+    lines = [line.strip() for line in tail.strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def parse_number(text: str) -> Fraction | None:
+    """Parse a GSM-style number (commas, ``$``, ``%``, sign, trailing period); None if not one."""
+    cleaned = text.strip().replace(",", "").replace("$", "").replace(" ", "")
+    cleaned = cleaned.rstrip(".").removesuffix("%")
+    if not _BARE_NUMBER.fullmatch(cleaned):
+        return None
+    try:
+        return Fraction(cleaned)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def parse_bool(text: str) -> bool | None:
+    """``True``/``yes`` -> True, ``False``/``no`` -> False (any case, trailing period ok)."""
+    key = _collapse(text).rstrip(".").lower()
+    if key in _TRUE:
+        return True
+    if key in _FALSE:
+        return False
+    return None
+
+
+def _validate(checker: str) -> None:
+    if checker not in CHECKERS:
+        raise RimInputError(f"unknown answer checker {checker!r} (known: {', '.join(CHECKERS)})")
+
+
+def _collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _sentence_key(text: str) -> str:
+    return _collapse(text).rstrip(".").rstrip().casefold()
+
+
+def _digits_key(text: str) -> str:
+    return "".join(text.split())
+
+
+def _close(value: Fraction, gold: Fraction) -> bool:
+    return value == gold or math.isclose(value, gold, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+
+
+def _format_fraction(value: Fraction) -> str:
+    if value.denominator == 1:
+        return str(value.numerator)
+    return repr(float(value))

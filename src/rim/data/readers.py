@@ -1,30 +1,115 @@
-"""Read records from files: JSONL (one object per line) or a JSON list."""
+"""Read records from any supported file or dataset into `Record`s.
+
+Containers: iCoT text lines (``.txt``), a JSON list (``.json``), JSONL (``.jsonl``) and
+Hugging Face datasets (a directory, ``hf:NAME``, or ``format="hf"``). Rows of JSON, JSONL and
+Hugging Face data are mapped by a layout (see `rim.data.layouts`), guessed from the first row
+unless `format` names one.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from rim.data.records import Record, record_from_dict
+from rim.data.hf import load_hf_rows
+from rim.data.icot import parse_icot_line
+from rim.data.layouts import LAYOUTS, detect_layout, row_to_record
+from rim.data.records import Record
 from rim.errors import RimInputError
 
+CONTAINERS = ("icot", "json", "jsonl", "hf")
+FORMATS = CONTAINERS + LAYOUTS
+HF_PREFIX = "hf:"
 
-def read_records(path: str | Path) -> list[Record]:
-    """Read `{question, steps, answer}` records from a `.jsonl` file or a JSON list.
+
+def read_records(
+    path: str | Path,
+    format: str | None = None,
+    *,
+    split: str = "train",
+    config: str | None = None,
+    cache_dir: str | None = None,
+) -> list[Record]:
+    """Read every record of `path`.
+
+    `format` is None (pick from the file: ``.txt`` with ``||`` is iCoT, ``.json`` holding a
+    list is a JSON list, ``.jsonl`` is JSONL, a directory or ``hf:NAME`` is a Hugging Face
+    dataset), a container (``icot``, ``json``, ``jsonl``, ``hf``) or a row layout (``coconut``,
+    ``gsm8k``, ``gsmhard``, ``svamp``, ``multiarith``; the container is then picked from the
+    file). `split`, `config` and `cache_dir` apply to Hugging Face datasets only.
 
     Raises `RimInputError` naming the file and line of the first bad record.
     """
+    if format is not None and format not in FORMATS:
+        raise RimInputError(f"unknown data format {format!r} (known: {', '.join(FORMATS)})")
+    container = format if format in CONTAINERS else None
+    layout = format if format in LAYOUTS else None
+    text_path = str(path)
+    if container == "hf" or (container is None and _is_hf_source(text_path)):
+        name = text_path.removeprefix(HF_PREFIX)
+        rows = load_hf_rows(name, split=split, config=config, cache_dir=cache_dir)
+        source = f"{name}[{split}]"
+        return _rows_to_records(((row, i) for i, row in enumerate(rows, 1)), layout, source)
     path = Path(path)
     if not path.is_file():
         raise RimInputError("data file not found", source=str(path))
     text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json" or text.lstrip().startswith("["):
-        return _read_json_list(text, str(path))
-    return _read_jsonl(text, str(path))
+    source = str(path)
+    if container is None:
+        container = _sniff_container(path, text)
+    if container == "icot":
+        if layout not in (None, "coconut"):
+            raise RimInputError(f"iCoT text cannot hold the {layout!r} layout", source=source)
+        return _read_icot(text, source)
+    rows = _iter_json_list(text, source) if container == "json" else _iter_jsonl(text, source)
+    return _rows_to_records(rows, layout, source, indexed=container == "json")
 
 
-def _read_jsonl(text: str, source: str) -> list[Record]:
+def _is_hf_source(text_path: str) -> bool:
+    return text_path.startswith(HF_PREFIX) or Path(text_path).is_dir()
+
+
+def _sniff_container(path: Path, text: str) -> str:
+    head = text.lstrip()
+    first_line = head.split("\n", 1)[0]
+    if path.suffix == ".txt":
+        if "||" in first_line:
+            return "icot"
+        raise RimInputError(
+            "a .txt data file must hold iCoT lines 'question||steps #### answer'",
+            source=str(path),
+            line=1,
+        )
+    if path.suffix == ".jsonl":
+        return "jsonl"
+    if head.startswith("["):
+        return "json"
+    if path.suffix == ".json" or head.startswith("{"):
+        return "jsonl"
+    if "||" in first_line:
+        return "icot"
+    raise RimInputError(
+        "cannot tell the data format; name it with format= (icot, json, jsonl, hf)",
+        source=str(path),
+    )
+
+
+def _read_icot(text: str, source: str) -> list[Record]:
     records = []
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
+        if not line.strip():
+            continue
+        records.append(parse_icot_line(line, source=source, lineno=lineno))
+    if not records:
+        raise RimInputError("no records", source=source)
+    return records
+
+
+def _iter_jsonl(text: str, source: str) -> Iterator[tuple[Any, int]]:
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -32,17 +117,62 @@ def _read_jsonl(text: str, source: str) -> list[Record]:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
             raise RimInputError(f"malformed JSON ({err.msg})", source=source, line=lineno) from None
-        records.append(record_from_dict(obj, source=source, line=lineno))
+        yield obj, lineno
+
+
+def _iter_json_list(text: str, source: str) -> Iterator[tuple[Any, int]]:
+    """Yield each element of a JSON list with the line it starts on."""
+    decoder = json.JSONDecoder()
+    pos = _skip_space(text, 0)
+    if not text.startswith("[", pos):
+        raise RimInputError("expected a JSON list of records", source=source)
+    pos = _skip_space(text, pos + 1)
+    if text.startswith("]", pos):
+        return
+    line, counted = 1, 0  # line number of text[counted], advanced lazily
+    while True:
+        try:
+            obj, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as err:
+            raise RimInputError(
+                f"malformed JSON ({err.msg})", source=source, line=err.lineno
+            ) from None
+        line, counted = line + text.count("\n", counted, pos), pos
+        yield obj, line
+        pos = _skip_space(text, end)
+        if text.startswith(",", pos):
+            pos = _skip_space(text, pos + 1)
+        elif text.startswith("]", pos):
+            break
+        else:
+            line += text.count("\n", counted, pos)
+            raise RimInputError("malformed JSON (expected ',' or ']')", source=source, line=line)
+    if _skip_space(text, pos + 1) != len(text):
+        line += text.count("\n", counted, pos)
+        raise RimInputError("malformed JSON (extra data after the list)", source=source, line=line)
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _rows_to_records(
+    rows: Iterator[tuple[Any, int]], layout: str | None, source: str, *, indexed: bool = False
+) -> list[Record]:
+    records = []
+    for index, (obj, line) in enumerate(rows):
+        if layout is None:
+            layout = detect_layout(obj)
+        try:
+            record = row_to_record(obj, layout, source=source, line=line)
+        except RimInputError as err:
+            if not indexed:
+                raise
+            detail = str(err).removeprefix(f"{source}:{line}: ")
+            raise RimInputError(f"record {index}: {detail}", source=source, line=line) from None
+        records.append(replace(record, origin=f"{source}[{index}]") if indexed else record)
     if not records:
         raise RimInputError("no records", source=source)
     return records
-
-
-def _read_json_list(text: str, source: str) -> list[Record]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise RimInputError(f"malformed JSON ({err.msg})", source=source, line=err.lineno) from None
-    if not isinstance(data, list) or not data:
-        raise RimInputError("expected a non-empty JSON list of records", source=source)
-    return [record_from_dict(obj, source=f"{source}[{i}]") for i, obj in enumerate(data)]

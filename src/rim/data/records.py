@@ -17,12 +17,14 @@ class Record:
         steps: the reasoning steps r_1..r_T (may be empty).
         answer: the final answer y.
         meta: any extra fields of the source (graph fields of ProsQA, ids, ...).
+        origin: where the record came from (``file:line``), for error messages.
     """
 
     question: str
     steps: tuple[str, ...]
     answer: str
     meta: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    origin: str | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as a JSON-ready dict (`question`, `steps`, `answer`, then any meta fields)."""
@@ -47,4 +49,5 @@ def record_from_dict(obj: Any, *, source: str, line: int | None = None) -> Recor
     if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
         raise RimInputError("field 'steps' must be a list of strings", source=source, line=line)
     meta = {k: v for k, v in obj.items() if k not in ("question", "steps", "answer")}
-    return Record(question=obj["question"], steps=tuple(steps), answer=obj["answer"], meta=meta)
+    origin = f"{source}:{line}" if line is not None else source
+    return Record(obj["question"], tuple(steps), obj["answer"], meta=meta, origin=origin)

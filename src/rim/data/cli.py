@@ -1,0 +1,71 @@
+"""`rim data ...`: generate datasets and print dataset statistics.
+
+`register(subparsers)` adds the ``data`` command to the main CLI's argparse subparsers.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rim.data.generators import GENERATORS, generate
+from rim.data.readers import FORMATS, read_records
+from rim.data.writers import WRITE_FORMATS, format_for_path, write_records
+from rim.errors import RimInputError
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``data generate`` and ``data stats`` to an argparse subparsers object."""
+    data = subparsers.add_parser("data", help="generate datasets, show dataset statistics")
+    sub = data.add_subparsers(dest="data_command", metavar="{generate,stats}", required=True)
+
+    gen = sub.add_parser("generate", help="write a seeded synthetic dataset")
+    gen.add_argument("task", help=f"one of: {', '.join(sorted(GENERATORS))}")
+    gen.add_argument("--n", type=int, default=None, help="number of records")
+    gen.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    gen.add_argument("--out", required=True, help="output file (.jsonl, .json or .txt)")
+    gen.add_argument("--digits", type=int, default=None, help="multiplication: operand digits")
+    gen.add_argument(
+        "--operands-from",
+        default=None,
+        metavar="FILE",
+        help="multiplication: rebuild the records for the operands of this file",
+    )
+    gen.add_argument(
+        "--format", choices=WRITE_FORMATS, default=None, help="default: from the suffix of --out"
+    )
+    gen.set_defaults(func=cmd_generate)
+
+    stats = sub.add_parser("stats", help="counts, step histogram and lengths of a data file")
+    stats.add_argument("file", help="data file, directory or hf:NAME")
+    stats.add_argument("--format", choices=FORMATS, default=None, help="default: from the file")
+    stats.add_argument("--split", default="train", help="Hugging Face split (default train)")
+    stats.set_defaults(func=cmd_stats)
+    return data
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Handler of ``rim data generate``: generate, then write the file atomically."""
+    options: dict[str, Any] = {}
+    if args.digits is not None:
+        options["digits"] = args.digits
+    if args.operands_from is not None:
+        options["operands_from"] = args.operands_from
+    if args.n is None and args.operands_from is None:
+        raise RimInputError("--n is required (unless --operands-from is given)")
+    n = args.n if args.n is not None else 0
+    fmt = args.format or format_for_path(args.out)
+    records = generate(args.task, n, args.seed, **options)
+    path = write_records(records, args.out, fmt)
+    print(f"wrote {len(records)} {args.task} records to {path}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Handler of ``rim data stats``: read the file and print its statistics as tables."""
+    from rim.data.stats import dataset_stats, print_stats
+
+    records = read_records(args.file, args.format, split=args.split)
+    print_stats(dataset_stats(records), title=str(Path(args.file)))
+    return 0

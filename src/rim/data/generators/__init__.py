@@ -1,0 +1,53 @@
+"""Seeded, deterministic generators of training data, one module per task.
+
+`GENERATORS` maps a task name to a function ``(n, seed, **options) -> list[Record]``; the same
+arguments always give the same records.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from rim.data.generators.gsm import generate_gsm
+from rim.data.generators.multiplication import generate_multiplication
+from rim.data.generators.prontoqa import generate_prontoqa
+from rim.data.generators.prosqa import generate_prosqa
+from rim.data.records import Record
+from rim.errors import RimInputError
+
+Generator = Callable[..., list[Record]]
+
+GENERATORS: dict[str, Generator] = {
+    "multiplication": generate_multiplication,
+    "prosqa": generate_prosqa,
+    "prontoqa": generate_prontoqa,
+    "gsm": generate_gsm,
+}
+
+
+def generate(task: str, n: int, seed: int, **options: Any) -> list[Record]:
+    """Run the generator of `task`; unknown tasks or options raise `RimInputError`."""
+    if task not in GENERATORS:
+        raise RimInputError(f"unknown task {task!r} (known: {', '.join(sorted(GENERATORS))})")
+    func = GENERATORS[task]
+    accepted = _option_names(func)
+    unknown = sorted(set(options) - accepted) if accepted is not None else []
+    if unknown:
+        known = ", ".join(sorted(accepted or ())) or "none"
+        raise RimInputError(
+            f"task {task!r} takes no option {', '.join(unknown)} (its options: {known})"
+        )
+    return func(n, seed, **options)
+
+
+def _option_names(func: Generator) -> set[str] | None:
+    """Keyword options of a generator beyond ``n`` and ``seed`` (None: it takes any)."""
+    params = list(inspect.signature(func).parameters.values())[2:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+
+
+__all__ = ["GENERATORS", "Generator", "generate"]

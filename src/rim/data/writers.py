@@ -1,0 +1,85 @@
+"""Write records as JSONL, a JSON list (Coconut's layout) or iCoT text, atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rim.data.icot import format_icot_line
+from rim.data.records import Record
+from rim.errors import RimInputError
+
+WRITE_FORMATS = ("jsonl", "json", "icot")
+_SUFFIX_FORMATS = {".jsonl": "jsonl", ".json": "json", ".txt": "icot"}
+
+
+def format_for_path(path: str | Path) -> str:
+    """The write format implied by a file suffix: ``.jsonl``, ``.json`` or ``.txt`` (iCoT)."""
+    suffix = Path(path).suffix
+    if suffix not in _SUFFIX_FORMATS:
+        raise RimInputError(
+            "cannot tell the output format from the suffix; use .jsonl, .json or .txt "
+            f"or name it ({', '.join(WRITE_FORMATS)})",
+            source=str(path),
+        )
+    return _SUFFIX_FORMATS[suffix]
+
+
+def record_to_json(record: Record) -> dict[str, Any]:
+    """The record as a JSON object in Coconut's key order: question, answer, steps, then meta."""
+    return {
+        "question": record.question,
+        "answer": record.answer,
+        "steps": list(record.steps),
+        **record.meta,
+    }
+
+
+def render_records(records: Iterable[Record], format: str) -> str:
+    """The text of a data file holding `records` in `format` (``jsonl``, ``json``, ``icot``).
+
+    ``json`` is rendered like Coconut's published files (``json.dumps`` of the list, no final
+    newline), so re-writing a Coconut file reproduces it byte for byte. ``icot`` joins the steps
+    as described in `rim.data.icot` and drops `meta`.
+    """
+    if format == "jsonl":
+        return "".join(json.dumps(record_to_json(r), ensure_ascii=False) + "\n" for r in records)
+    if format == "json":
+        return json.dumps([record_to_json(r) for r in records])
+    if format == "icot":
+        return "".join(format_icot_line(r) + "\n" for r in records)
+    raise RimInputError(f"unknown output format {format!r} (known: {', '.join(WRITE_FORMATS)})")
+
+
+def write_records(records: Iterable[Record], path: str | Path, format: str | None = None) -> Path:
+    """Write `records` to `path` atomically; `format` defaults to the one implied by the suffix.
+
+    Returns the path written. Nothing is left at `path` if rendering or writing fails.
+    """
+    path = Path(path)
+    text = render_records(records, format or format_for_path(path))
+    atomic_write_text(path, text)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` (UTF-8) to a temporary file next to `path`, then move it into place."""
+    path = Path(path)
+    directory = path.parent
+    if not directory.is_dir():
+        raise RimInputError("output directory does not exist", source=str(directory))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

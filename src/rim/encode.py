@@ -1,0 +1,37 @@
+"""Records to token ids: the question as the model reads it, readouts with a leading space."""
+
+from __future__ import annotations
+
+from transformers import PreTrainedTokenizerBase
+
+from rim.data.records import Record
+from rim.errors import RimInputError
+from rim.methods.base import COT_SEPARATOR, Example
+
+
+def encode(record: Record, tok: PreTrainedTokenizerBase) -> Example:
+    """Tokenise a record. The question gets the tokenizer's own special tokens (e.g. BOS);
+    steps, answer and the CoT chain are tokenised as continuations (leading space, no BOS)."""
+    def cont(text: str) -> tuple[int, ...]:
+        return tuple(tok(" " + text.strip(), add_special_tokens=False).input_ids)
+
+    question = tuple(tok(record.question.strip()).input_ids)
+    if not question:
+        raise RimInputError("question is empty after tokenisation", source=record.origin)
+    chain = " ".join([*record.steps, COT_SEPARATOR, record.answer])
+    return Example(
+        question=question,
+        steps=tuple(cont(s) for s in record.steps if s.strip()),
+        answer=cont(record.answer),
+        cot=cont(chain),
+    )
+
+
+def decode_answer(tok: PreTrainedTokenizerBase, ids: list[int]) -> str:
+    """Text of generated answer ids, without special tokens and surrounding spaces."""
+    return tok.decode(ids, skip_special_tokens=True).strip()
+
+
+def cot_answer(text: str) -> str:
+    """The answer part of a generated CoT chain: the text after the last separator."""
+    return text.rsplit(COT_SEPARATOR, 1)[-1].strip()

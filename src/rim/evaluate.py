@@ -1,0 +1,67 @@
+"""Evaluation: accuracy after the final block, after any block, after each block; latency."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+
+from rim.data.answers import check_answer
+from rim.data.records import Record
+from rim.infer import LoadedRun, greedy_generate
+
+
+def evaluate(run: LoadedRun, records: list[Record], checker: str = "exact",
+             batch_size: int = 64, per_block: bool = True, latency_samples: int = 16,
+             progress: Callable[[int], None] | None = None) -> dict:
+    """Evaluate `run` on `records`.
+
+    Returns a dict with `n`, `accuracy` (final block; the deployable number), `per_block`
+    (accuracy after blocks 1..K, block methods only), `any_block_accuracy`,
+    `latency_ms_per_question` (batched, final block), `ttft_ms` (batch 1, median), and
+    `predictions`.
+    """
+    questions = [r.question for r in records]
+    blocks = range(1, run.blocks + 1) if (per_block and run.blocks) else [None]
+    correct: dict[int | None, list[bool]] = {}
+    predictions: list[str] = []
+    batch_seconds = 0.0
+    for k in blocks:
+        hits = []
+        for i in range(0, len(records), batch_size):
+            chunk = records[i:i + batch_size]
+            prompts = [run.prompt(r.question, k) for r in chunk]
+            gen = greedy_generate(run.model, prompts, run.tok.pad_token_id, run.tok.eos_token_id,
+                                  run.info.get("max_new_tokens", 32))
+            texts = [run.answer_text(ids) for ids in gen.ids]
+            hits.extend(check_answer(t, r.answer, checker) for t, r in zip(texts, chunk))
+            if k in (None, run.blocks):
+                predictions.extend(texts)
+                batch_seconds += gen.total_s
+            if progress is not None:
+                progress(len(chunk))
+        correct[k] = hits
+    final = correct[run.blocks if run.blocks and per_block else None]
+    result = {
+        "n": len(records),
+        "accuracy": sum(final) / len(final),
+        "latency_ms_per_question": 1000 * batch_seconds / len(records),
+        "ttft_ms": time_to_first_token(run, questions[:latency_samples]),
+        "predictions": predictions,
+    }
+    if run.blocks and per_block:
+        result["per_block"] = [sum(correct[k]) / len(records) for k in blocks]
+        result["any_block_accuracy"] = sum(map(any, zip(*correct.values()))) / len(records)
+    return result
+
+
+def time_to_first_token(run: LoadedRun, questions: list[str], warmup: int = 2) -> float:
+    """Median milliseconds from prompt to first answer token at batch 1 (after warm-up)."""
+    if not questions:
+        return float("nan")
+    times = []
+    for i, q in enumerate([*questions[:warmup], *questions]):
+        gen = greedy_generate(run.model, [run.prompt(q)], run.tok.pad_token_id,
+                              run.tok.eos_token_id, max_new_tokens=1)
+        if i >= warmup:
+            times.append(gen.ttft_s * 1000)
+    return statistics.median(times)

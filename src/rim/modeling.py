@@ -1,0 +1,144 @@
+"""Load or build the model and tokenizer, add the memory-block tokens, set up LoRA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from rim.errors import RimInputError
+from rim.methods.base import SpecialIds
+from rim.tokenizer import SPECIAL_TOKENS, train_tokenizer
+
+OPEN, MEMORY, CLOSE = SPECIAL_TOKENS
+
+
+def load_tokenizer(name_or_path: str, gguf_file: str | None = None) -> PreTrainedTokenizerBase:
+    """A pretrained tokenizer (hub name or local dir), with a pad token and the block tokens."""
+    if is_local_path(name_or_path) and not Path(name_or_path).expanduser().is_dir():
+        raise RimInputError("model directory not found (field 'model.name_or_path')",
+                            source=name_or_path)
+    try:
+        tok = AutoTokenizer.from_pretrained(name_or_path, gguf_file=gguf_file)
+    except (OSError, ValueError) as err:
+        raise RimInputError(f"cannot load tokenizer: {_first_line(err)}", source=name_or_path) from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    missing = [t for t in SPECIAL_TOKENS if t not in tok.get_vocab()]
+    if missing:
+        tok.add_tokens(missing, special_tokens=True)
+    return tok
+
+
+def scratch_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerBase:
+    """A tokenizer trained on the data (see `rim.tokenizer`)."""
+    return train_tokenizer(texts, vocab_size=vocab_size)
+
+
+def special_ids(tok: PreTrainedTokenizerBase) -> SpecialIds:
+    """The ids of `<b>`, `<m>`, `</b>`, end and pad in `tok`."""
+    ids = tok.convert_tokens_to_ids([OPEN, MEMORY, CLOSE])
+    return SpecialIds(open=ids[0], memory=ids[1], close=ids[2], eos=tok.eos_token_id,
+                      pad=tok.pad_token_id)
+
+
+def load_model(name_or_path: str, tok: PreTrainedTokenizerBase, gguf_file: str | None = None,
+               dtype: torch.dtype = torch.float32) -> PreTrainedModel:
+    """A pretrained causal LM, with embedding rows for any added tokens set to the mean embedding."""
+    try:
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, gguf_file=gguf_file, dtype=dtype)
+    except (OSError, ValueError) as err:
+        raise RimInputError(f"cannot load model: {_first_line(err)}", source=name_or_path) from None
+    old = model.get_input_embeddings().weight.shape[0]
+    if len(tok) > old:
+        model.resize_token_embeddings(len(tok), mean_resizing=False)
+        init_new_rows(model, old)
+    return model
+
+
+def build_model(scratch: dict[str, Any], tok: PreTrainedTokenizerBase, max_length: int,
+                dtype: torch.dtype = torch.float32) -> PreTrainedModel:
+    """A randomly initialised causal LM of `scratch["model_type"]` (any transformers model type)."""
+    options = dict(scratch)
+    model_type = options.pop("model_type")
+    config = AutoConfig.for_model(
+        model_type,
+        vocab_size=len(tok),
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.eos_token_id,
+        **_max_positions(model_type, max_length),
+        **options,
+    )
+    return AutoModelForCausalLM.from_config(config, dtype=dtype)
+
+
+def init_new_rows(model: PreTrainedModel, first_new: int) -> None:
+    """Set embedding rows `first_new..` (and untied output rows) to the mean of the older rows."""
+    with torch.no_grad():
+        emb = model.get_input_embeddings().weight
+        emb[first_new:] = emb[:first_new].mean(0)
+        out = model.get_output_embeddings()
+        if out is not None and out.weight.data_ptr() != emb.data_ptr():
+            out.weight[first_new:] = out.weight[:first_new].mean(0)
+
+
+def add_lora(model: PreTrainedModel, tok: PreTrainedTokenizerBase, lora: dict[str, Any]):
+    """Freeze the base, add LoRA adapters, and train only the block tokens' embedding rows."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=lora.get("r", 128),
+        lora_alpha=lora.get("alpha", 2 * lora.get("r", 128)),
+        lora_dropout=lora.get("dropout", 0.0),
+        target_modules=lora.get("target_modules", "all-linear"),
+        trainable_token_indices=tok.convert_tokens_to_ids(list(SPECIAL_TOKENS)),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def context_length(model_or_config) -> int | None:
+    """The model's maximum number of positions, if it has one."""
+    config = getattr(model_or_config, "config", model_or_config)
+    for key in ("n_positions", "max_position_embeddings"):
+        value = getattr(config, key, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def set_dropout(model: torch.nn.Module, p: float) -> None:
+    """Set every dropout of the model (modules and attention-dropout rates) to `p`."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = p
+    config = getattr(model, "config", None)
+    for key in ("attention_dropout", "attn_pdrop", "resid_pdrop", "embd_pdrop", "hidden_dropout"):
+        if config is not None and isinstance(getattr(config, key, None), float):
+            setattr(config, key, p)
+
+
+def _max_positions(model_type: str, max_length: int) -> dict[str, int]:
+    probe = AutoConfig.for_model(model_type)
+    key = "n_positions" if hasattr(probe, "n_positions") else "max_position_embeddings"
+    return {key: max_length}
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def is_local_path(name_or_path: str) -> bool:
+    """True if `name_or_path` looks like a filesystem path rather than a hub name."""
+    return name_or_path.startswith((".", "/", "~")) or Path(name_or_path).exists()

@@ -1,0 +1,48 @@
+"""Progress display and logging for long work (rich)."""
+
+from __future__ import annotations
+
+import logging
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+log = logging.getLogger("rim")
+
+
+def setup_logging(console: Console, level: int = logging.INFO) -> None:
+    """Send the `rim` logger to `console` through rich."""
+    if not log.handlers:
+        log.addHandler(RichHandler(console=console, show_path=False, markup=False))
+    log.setLevel(level)
+    log.propagate = False
+
+
+class Reporter:
+    """A progress bar per training stage (or silence when `enabled` is False)."""
+
+    def __init__(self, console: Console | None = None, enabled: bool = True) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(),
+            console=console or Console(stderr=True), disable=not enabled, transient=False,
+        )
+
+    def start_stage(self, name: str, total: int) -> int:
+        """Begin a bar for `name` with `total` steps; returns its task id."""
+        if not self.progress.live.is_started:
+            self.progress.start()
+        return self.progress.add_task(name, total=total, loss=float("nan"))
+
+    def advance(self, task: int, completed: int, loss: float) -> None:
+        """Move `task` to `completed` steps and show the latest loss."""
+        self.progress.update(task, completed=completed, loss=loss)
+
+    def end_stage(self, task: int) -> None:
+        """Finish `task`."""
+        self.progress.update(task, completed=self.progress.tasks[task].total)
+
+    def close(self) -> None:
+        """Stop drawing."""
+        self.progress.stop()

@@ -1,0 +1,60 @@
+"""A training run end to end: validate, create the run directory, train, evaluate."""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+
+import torch
+import yaml
+
+from rim.config import Config
+from rim.errors import RimInputError
+from rim.evaluate import evaluate
+from rim.infer import load_run
+from rim.prepare import prepare
+from rim.progress import Reporter, log
+from rim.train import train
+
+PACKAGES = ("reasoning-in-memory", "torch", "transformers", "accelerate", "peft", "tokenizers")
+
+
+def run_training(cfg: Config, out: str | Path, reporter: Reporter | None = None) -> dict:
+    """Train `cfg` into the run directory `out` and evaluate on `cfg.data.eval` if given.
+
+    Every input is validated before `out` is created; `out` must not exist or be empty.
+    Returns the evaluation result (empty dict without eval data).
+    """
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise RimInputError("run directory exists and is not empty", source=str(out))
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
+    torch.manual_seed(cfg.trainer.seed)
+    prep = prepare(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    (out / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
+    reporter = reporter or Reporter()
+    log.info("training %s on %d examples -> %s", cfg.method.name, len(prep.train), out)
+    final = train(prep, out, reporter)
+    reporter.close()
+    if not prep.eval_records:
+        return {}
+    result = evaluate(load_run(final), prep.eval_records, cfg.data.checker,
+                      batch_size=cfg.trainer.eval_batch_size)
+    (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the packages a run depends on."""
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found

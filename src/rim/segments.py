@@ -1,0 +1,167 @@
+"""The method core: a training sequence is a list of segments; this module turns it into tensors.
+
+A segment is a run of tokens (the question, a memory block, a readout, a CoT chain). It sees
+its own earlier tokens and, in full, the earlier segments listed in `sees`; nothing else. From
+that alone follow:
+
+* the attention mask: causal inside a segment, full view of the segments it sees;
+* the position ids: a segment continues right after the last position of the last segment it
+  sees, so a readout after block t sits exactly where the answer sits at inference;
+* the labels: a segment with a loss weight is predicted token by token, its first token from
+  the last position of the last segment it sees (the "anchor"), and an end token from its own
+  last position. Per-token weights are ``weight / n_targets`` so a readout's loss is its mean
+  token NLL times its weight.
+
+Everything here is plain Python lists until `collate`, which pads a batch (on the right) and
+builds the additive float mask ``[batch, 1, seq, seq]`` with 0 (allowed) and ``finfo.min``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of tokens in a training sequence.
+
+    Attributes:
+        ids: input token ids of the segment.
+        sees: indices of earlier segments this segment attends to in full.
+        weight: loss weight of the segment's targets (0 = not predicted).
+        end_id: token predicted after the segment's last token (e.g. EOS); only if weight > 0.
+        kind: a label for inspection ("question", "block", "readout", ...).
+        block: for readouts, the number of memory blocks they see.
+    """
+
+    ids: tuple[int, ...]
+    sees: tuple[int, ...] = ()
+    weight: float = 0.0
+    end_id: int | None = None
+    kind: str = ""
+    block: int | None = None
+
+
+@dataclass
+class Packed:
+    """One example laid out as flat lists, ready to collate."""
+
+    input_ids: list[int]
+    segment_ids: list[int]
+    position_ids: list[int]
+    labels: list[int]
+    weights: list[float]
+    sees: list[tuple[int, ...]]
+    readouts: list[tuple[int, int, int | None]] = field(default_factory=list)
+    """(segment index, anchor position, block) for every weighted segment."""
+
+
+def pack(segments: list[Segment]) -> Packed:
+    """Lay out `segments` one after another and derive positions, labels and weights."""
+    input_ids: list[int] = []
+    segment_ids: list[int] = []
+    position_ids: list[int] = []
+    starts: list[int] = []
+    last_pos: list[int] = []
+    for s, seg in enumerate(segments):
+        if any(j >= s for j in seg.sees):
+            raise ValueError(f"segment {s} may only see earlier segments, got {seg.sees}")
+        if not seg.ids:
+            raise ValueError(f"segment {s} ({seg.kind}) is empty")
+        start = last_pos[max(seg.sees)] + 1 if seg.sees else 0
+        starts.append(len(input_ids))
+        input_ids.extend(seg.ids)
+        segment_ids.extend([s] * len(seg.ids))
+        position_ids.extend(range(start, start + len(seg.ids)))
+        last_pos.append(start + len(seg.ids) - 1)
+
+    labels = [IGNORE] * len(input_ids)
+    weights = [0.0] * len(input_ids)
+    readouts = []
+    for s, seg in enumerate(segments):
+        if seg.weight == 0.0:
+            continue
+        if not seg.sees or seg.end_id is None:
+            raise ValueError(f"weighted segment {s} needs a context to see and an end_id")
+        anchor_seg = max(seg.sees)
+        anchor = starts[anchor_seg] + len(segments[anchor_seg].ids) - 1
+        # Predict ids[0] at the anchor, ids[i+1] at ids[i], end_id at the last token.
+        targets = list(seg.ids) + [seg.end_id]
+        at = [anchor] + list(range(starts[s], starts[s] + len(seg.ids)))
+        if labels[anchor] != IGNORE:
+            raise ValueError(f"two segments are read out from the same position ({anchor})")
+        w = seg.weight / len(targets)
+        for pos, tok in zip(at, targets):
+            labels[pos] = tok
+            weights[pos] = w
+        readouts.append((s, anchor, seg.block))
+    return Packed(
+        input_ids=input_ids,
+        segment_ids=segment_ids,
+        position_ids=position_ids,
+        labels=labels,
+        weights=weights,
+        sees=[seg.sees for seg in segments],
+        readouts=readouts,
+    )
+
+
+def attention_allowed(packed: Packed) -> torch.Tensor:
+    """Boolean [seq, seq] matrix: query i may attend to key j."""
+    seg = torch.tensor(packed.segment_ids)
+    n_seg = len(packed.sees)
+    sees = torch.zeros(n_seg, n_seg, dtype=torch.bool)
+    for s, seen in enumerate(packed.sees):
+        sees[s, list(seen)] = True
+    same = seg[:, None] == seg[None, :]
+    causal = torch.ones(len(seg), len(seg), dtype=torch.bool).tril()
+    return (same & causal) | sees[seg[:, None], seg[None, :]]
+
+
+def collate(
+    examples: list[Packed], pad_id: int, dtype: torch.dtype = torch.float32
+) -> dict[str, torch.Tensor]:
+    """Right-pad a batch and build the additive 4D mask.
+
+    Returns `input_ids`, `position_ids`, `attention_mask` ([B, 1, S, S], 0 or finfo.min),
+    `labels` (-100 where nothing is predicted) and `weights` (per-token loss weights).
+    A padding position sees only itself, so no mask row is fully blocked.
+    """
+    length = max(len(e.input_ids) for e in examples)
+    batch = len(examples)
+    input_ids = torch.full((batch, length), pad_id, dtype=torch.long)
+    position_ids = torch.zeros((batch, length), dtype=torch.long)
+    labels = torch.full((batch, length), IGNORE, dtype=torch.long)
+    weights = torch.zeros((batch, length), dtype=torch.float32)
+    allowed = torch.eye(length, dtype=torch.bool).repeat(batch, 1, 1)
+    for b, e in enumerate(examples):
+        n = len(e.input_ids)
+        input_ids[b, :n] = torch.tensor(e.input_ids)
+        position_ids[b, :n] = torch.tensor(e.position_ids)
+        labels[b, :n] = torch.tensor(e.labels)
+        weights[b, :n] = torch.tensor(e.weights)
+        allowed[b, :n, :n] = attention_allowed(e)
+    mask = torch.zeros((batch, 1, length, length), dtype=dtype)
+    mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
+    return {
+        "input_ids": input_ids,
+        "position_ids": position_ids,
+        "attention_mask": mask,
+        "labels": labels,
+        "weights": weights,
+    }
+
+
+def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Sum of per-token weighted NLL, averaged over the examples of the batch.
+
+    Labels are not shifted: `labels[b, i]` is the token predicted by `logits[b, i]`.
+    """
+    nll = torch.nn.functional.cross_entropy(
+        logits.float().transpose(1, 2), labels, ignore_index=IGNORE, reduction="none"
+    )
+    return (nll * weights).sum() / labels.shape[0]

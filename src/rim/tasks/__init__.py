@@ -1,0 +1,1 @@
+"""Small synthetic tasks for the quickstart and benchmarks."""

@@ -1,0 +1,161 @@
+"""The training loop: every stage of the method in turn, over Hugging Face Accelerate.
+
+One process is simply world size 1; `accelerate launch` runs the same code on many GPUs.
+Each stage gets a fresh optimizer and a constant-with-warmup schedule; the curriculum's
+progress is handed to the collator, which lays out each batch for the current step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from transformers import get_constant_schedule_with_warmup
+
+from rim.config import StageConfig
+from rim.curriculum import fading_progress
+from rim.infer import RUN_INFO
+from rim.methods import Example, Method
+from rim.modeling import set_dropout
+from rim.prepare import Prepared
+from rim.progress import Reporter
+from rim.segments import collate, pack, weighted_loss
+
+
+@dataclass
+class LayoutCollator:
+    """Lays out a batch of examples for one stage at the current curriculum progress."""
+
+    method: Method
+    stage: str
+    pad_id: int
+    progress: float = 0.0
+
+    def __call__(self, batch: list[Example]) -> dict[str, torch.Tensor]:
+        return collate([pack(self.method.layout(ex, self.stage, self.progress)) for ex in batch],
+                       self.pad_id)
+
+
+def stage_steps(stage: StageConfig, n_examples: int, batch_size: int) -> int:
+    """Optimizer steps of a stage: `steps`, or `epochs` passes over the data."""
+    if stage.steps is not None:
+        return stage.steps
+    return math.ceil(stage.epochs * n_examples / batch_size)
+
+
+def train(prep: Prepared, run_dir: Path, reporter: Reporter) -> Path:
+    """Train `prep.model` through every stage of its method; return the final model directory."""
+    cfg = prep.cfg
+    accelerator = Accelerator(
+        mixed_precision=cfg.trainer.mixed_precision,
+        gradient_accumulation_steps=cfg.trainer.grad_accum,
+        log_with="tensorboard",
+        project_dir=str(run_dir),
+    )
+    accelerator.init_trackers("tb")
+    set_seed(cfg.trainer.seed)
+    model = prep.model
+    metrics = (run_dir / "metrics.jsonl").open("a", encoding="utf-8")
+    global_step = 0
+    try:
+        for stage in prep.method.stages:
+            global_step = _run_stage(prep, stage, accelerator, metrics, reporter, global_step)
+            if accelerator.is_main_process:
+                _save(accelerator.unwrap_model(model), prep, run_dir / "checkpoints" / stage)
+        final = run_dir / "model"
+        if accelerator.is_main_process:
+            _save(accelerator.unwrap_model(model), prep, final, merge=True)
+        accelerator.wait_for_everyone()
+    finally:
+        metrics.close()
+        accelerator.end_training()
+    return final
+
+
+def _run_stage(prep: Prepared, stage: str, accelerator: Accelerator, metrics, reporter: Reporter,
+               global_step: int) -> int:
+    cfg = prep.cfg
+    settings: StageConfig = getattr(cfg.trainer, stage)
+    effective_batch = cfg.trainer.batch_size * cfg.trainer.grad_accum * accelerator.num_processes
+    steps = stage_steps(settings, len(prep.train), effective_batch)
+    if steps == 0:
+        return global_step
+    if settings.dropout is not None:
+        set_dropout(prep.model, settings.dropout)
+    collator = LayoutCollator(prep.method, stage, prep.tok.pad_token_id)
+    loader = DataLoader(prep.train, batch_size=cfg.trainer.batch_size, shuffle=True,
+                        collate_fn=collator, drop_last=len(prep.train) > cfg.trainer.batch_size)
+    params = [p for p in prep.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=cfg.trainer.weight_decay)
+    scheduler = get_constant_schedule_with_warmup(optimizer, int(settings.warmup * steps))
+    model, optimizer, loader, scheduler = accelerator.prepare(prep.model, optimizer, loader,
+                                                              scheduler)
+    model.train()
+    step, tokens, loss_sum, loss_n = 0, 0, 0.0, 0
+    start = time.perf_counter()
+    task = reporter.start_stage(stage, steps)
+    while step < steps:
+        for batch in loader:
+            collator.progress = fading_progress(step, steps, cfg.method.fade_start,
+                                                cfg.method.fade_end)
+            with accelerator.accumulate(model):
+                labels, weights = batch.pop("labels"), batch.pop("weights")
+                logits = model(**batch).logits
+                loss = weighted_loss(logits, labels, weights)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and cfg.trainer.grad_clip:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.trainer.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            tokens += int(batch["input_ids"].numel())
+            loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            global_step += 1
+            if step % cfg.trainer.log_every == 0 or step == steps:
+                elapsed = time.perf_counter() - start
+                row = {"step": global_step, "stage": stage, "stage_step": step,
+                       "loss": loss_sum / loss_n, "lr": scheduler.get_last_lr()[0],
+                       "progress": collator.progress, "tokens_per_s": tokens / elapsed,
+                       "elapsed_s": elapsed}
+                _log(accelerator, metrics, row)
+                reporter.advance(task, step, loss=row["loss"])
+                loss_sum, loss_n = 0.0, 0
+            if step >= steps:
+                break
+    reporter.end_stage(task)
+    return global_step
+
+
+def _log(accelerator: Accelerator, metrics, row: dict) -> None:
+    if not accelerator.is_main_process:
+        return
+    metrics.write(json.dumps(row) + "\n")
+    metrics.flush()
+    scalars = {f"{row['stage']}/{k}": v for k, v in row.items() if k in ("loss", "lr",
+                                                                         "tokens_per_s")}
+    accelerator.log(scalars, step=row["step"])
+
+
+def _save(model, prep: Prepared, out: Path, merge: bool = False) -> None:
+    """Save a Hugging Face model + tokenizer (+ rim.json). LoRA is merged into the final model."""
+    if merge and hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    prep.tok.save_pretrained(out)
+    cfg = prep.cfg
+    info = {"method": cfg.method.name, "blocks": cfg.method.blocks,
+            "block_size": cfg.method.block_size, "checker": cfg.data.checker,
+            "max_new_tokens": cfg.trainer.max_new_tokens,
+            "prompt_suffix": "".join(prep.tok.convert_ids_to_tokens(prep.method.prompt(())))}
+    (out / RUN_INFO).write_text(json.dumps(info, indent=2) + "\n")

@@ -1,0 +1,38 @@
+"""Tiny models, tokenizers and data shared by the tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from rim.data.records import Record
+from rim.modeling import build_model, scratch_tokenizer
+
+ARCHS = {
+    "gpt2": {"model_type": "gpt2", "n_layer": 2, "n_embd": 32, "n_head": 2},
+    "llama": {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 32,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 64},
+}
+
+RECORDS = [
+    Record("what is 3 + 4 * 2 ?", ("3 + 4 = 7", "7 * 2 = 14"), "14"),
+    Record("5 ?", (), "5"),
+    Record("a b c d e f g h ?", ("one", "two words", "three more words here"), "done now"),
+]
+
+
+def tiny_tokenizer():
+    texts = [t for r in RECORDS for t in (r.question, *r.steps, r.answer)]
+    return scratch_tokenizer(texts, vocab_size=120)
+
+
+def tiny_model(arch: str, tok, seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model(ARCHS[arch], tok, max_length=256).eval()
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

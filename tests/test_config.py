@@ -1,0 +1,43 @@
+import pytest
+
+from rim.config import load_config
+from rim.errors import RimInputError
+
+
+def test_includes_merge_in_order_and_overrides_win(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "small.yaml").write_text(
+        "model:\n  scratch: {model_type: llama, num_hidden_layers: 2}\n  vocab_size: 100\n")
+    (tmp_path / "run.yaml").write_text(
+        "include: [model/small.yaml]\nmodel:\n  vocab_size: 200\ndata:\n  train: t.jsonl\n")
+    cfg = load_config(tmp_path / "run.yaml", ["trainer.stage1.lr=1e-4", "method.blocks=4"])
+    assert cfg.model.scratch == {"model_type": "llama", "num_hidden_layers": 2}
+    assert cfg.model.vocab_size == 200
+    assert cfg.trainer.stage1.lr == 1e-4
+    assert cfg.method.blocks == 4
+    assert cfg.data.train == "t.jsonl"
+
+
+@pytest.mark.parametrize("override,message", [
+    ("method.name=magic", "field 'method.name' must be one of"),
+    ("method.blocks=0", "field 'method.blocks' must be at least 1"),
+    ("trainer.stage2.warmup=2", "field 'trainer.stage2.warmup'"),
+    ("trainer.batch_size=1.5", "field 'trainer.batch_size' must be int"),
+    ("modle.dtype=float32", "unknown config key 'modle'"),
+    ("trainer", "is not key=value"),
+])
+def test_bad_values_are_rejected_with_the_field_name(tmp_path, override, message):
+    with pytest.raises(RimInputError, match=message):
+        load_config(None, [override])
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  dtype: [unclosed\n")
+    with pytest.raises(RimInputError, match=rf"{path}:\d+: malformed YAML"):
+        load_config(path)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(RimInputError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
