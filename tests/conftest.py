@@ -1,11 +1,21 @@
+import json
+import os
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
+REPO = Path(__file__).resolve().parents[1]
 
-import json  # noqa: E402
 
-import pytest  # noqa: E402
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The published reference files: $RIM_SHARED_DATA, default ../shared/data from the repo."""
+    path = Path(os.environ.get("RIM_SHARED_DATA", REPO / ".." / "shared" / "data")).resolve()
+    if not path.is_dir():
+        pytest.skip(f"shared data not found at {path}")
+    return path
 
 
 @pytest.fixture(scope="session")

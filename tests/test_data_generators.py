@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-from pathlib import Path
 
 import pytest
 
@@ -19,17 +17,6 @@ from rim.data.prosqa_graph import children_of, distances_from, graph_problems, p
 from rim.data.readers import read_records
 from rim.data.writers import write_records
 from rim.errors import RimInputError
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def shared_data() -> Path:
-    """The published reference files: $RIM_SHARED_DATA, default ../shared/data from the repo."""
-    path = Path(os.environ.get("RIM_SHARED_DATA", REPO / ".." / "shared" / "data")).resolve()
-    if not path.is_dir():
-        pytest.skip(f"shared data not found at {path}")
-    return path
 
 
 def dump(records) -> list[dict]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -15,22 +14,12 @@ from rim.data.records import Record
 from rim.data.writers import render_records, write_records
 from rim.errors import RimInputError
 
-REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = {
     "prosqa/valid.json": 300,
     "multiplication/4x4/valid.txt": 1000,
     "multiplication/5x5/valid.txt": 1000,
     "gsm8k_aug/valid.txt": 500,
 }
-
-
-@pytest.fixture(scope="module")
-def shared_data() -> Path:
-    """The published reference files: $RIM_SHARED_DATA, default ../shared/data from the repo."""
-    path = Path(os.environ.get("RIM_SHARED_DATA", REPO / ".." / "shared" / "data")).resolve()
-    if not path.is_dir():
-        pytest.skip(f"shared data not found at {path}")
-    return path
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

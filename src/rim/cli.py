@@ -18,10 +18,11 @@ err_console = Console(stderr=True)
 
 def cmd_train(args: argparse.Namespace) -> int:
     from rim.config import load_config
+    from rim.progress import Reporter
     from rim.run import run_training
 
     cfg = load_config(args.config, args.overrides)
-    result = run_training(cfg, args.out)
+    result = run_training(cfg, args.out, Reporter(enabled=not args.no_progress))
     if result:
         console.print(eval_table(result, title=f"{cfg.method.name} on {cfg.data.eval}"))
     console.print(f"model saved to {Path(args.out) / 'model'}")
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model with a method from a YAML config")
     p.add_argument("config", help="YAML config (may include others)")
     p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer.seed=1")
     p.set_defaults(func=cmd_train)
 

@@ -62,7 +62,7 @@ class MethodConfig:
     """The training method and its layout."""
 
     name: str = "rim"
-    """One of: rim, pause, nocot, cot."""
+    """One of: rim, pause, nocot, cot (and any method registered in `rim.methods.METHODS`)."""
     blocks: int = 8
     """K: memory blocks at inference and in stage 2."""
     block_size: int = 2
@@ -71,6 +71,10 @@ class MethodConfig:
     """Stage-1 fading starts at this fraction of stage 1."""
     fade_end: float = 1.0
     """... and ends here (all step readouts at weight 0)."""
+    thoughts_per_step: int = 1
+    """Coconut: c, the continuous thoughts that replace one reasoning step."""
+    latent_stages: int = 3
+    """Coconut: curriculum stages after stage 0; stage k replaces the first k steps."""
 
 
 @dataclass
@@ -242,6 +246,8 @@ def _check_values(cfg: Config, source: str) -> None:
     need(cfg.method.name in METHODS, "method.name", f"must be one of {', '.join(METHODS)}")
     need(cfg.method.blocks >= 1, "method.blocks", "must be at least 1")
     need(cfg.method.block_size >= 0, "method.block_size", "must be at least 0")
+    need(cfg.method.thoughts_per_step >= 1, "method.thoughts_per_step", "must be at least 1")
+    need(cfg.method.latent_stages >= 0, "method.latent_stages", "must be at least 0")
     need(0 <= cfg.method.fade_start <= cfg.method.fade_end <= 1, "method.fade_start",
          "and method.fade_end must satisfy 0 <= start <= end <= 1")
     need(cfg.model.dtype in ("float32", "bfloat16", "float16"), "model.dtype",

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from rim.data.answers import check_answer
 from rim.data.records import Record
-from rim.infer import LoadedRun, greedy_generate
+from rim.infer import LoadedRun
 
 
 def evaluate(run: LoadedRun, records: list[Record], checker: str = "exact",
@@ -29,9 +29,7 @@ def evaluate(run: LoadedRun, records: list[Record], checker: str = "exact",
         hits = []
         for i in range(0, len(records), batch_size):
             chunk = records[i:i + batch_size]
-            prompts = [run.prompt(r.question, k) for r in chunk]
-            gen = greedy_generate(run.model, prompts, run.tok.pad_token_id, run.tok.eos_token_id,
-                                  run.info.get("max_new_tokens", 32))
+            gen = run.generate([r.question for r in chunk], k)
             texts = [run.answer_text(ids) for ids in gen.ids]
             hits.extend(check_answer(t, r.answer, checker) for t, r in zip(texts, chunk))
             if k in (None, run.blocks):
@@ -60,8 +58,7 @@ def time_to_first_token(run: LoadedRun, questions: list[str], warmup: int = 2) -
         return float("nan")
     times = []
     for i, q in enumerate([*questions[:warmup], *questions]):
-        gen = greedy_generate(run.model, [run.prompt(q)], run.tok.pad_token_id,
-                              run.tok.eos_token_id, max_new_tokens=1)
+        gen = run.method.generate(run.model, [run.question_ids(q)], None, max_new_tokens=1)
         if i >= warmup:
             times.append(gen.ttft_s * 1000)
     return statistics.median(times)

@@ -13,7 +13,7 @@ from rim.data.readers import read_records
 from rim.data.records import Record
 from rim.encode import encode
 from rim.errors import RimInputError
-from rim.methods import Example, Method, make_method
+from rim.methods import Example, Method, make_method, method_options
 from rim.modeling import (
     add_lora,
     build_model,
@@ -62,7 +62,7 @@ def prepare(cfg: Config) -> Prepared:
         tok = load_tokenizer(cfg.model.name_or_path, cfg.model.gguf_file)
         model = load_model(cfg.model.name_or_path, tok, cfg.model.gguf_file, dtype)
     method = make_method(cfg.method.name, special_ids(tok), cfg.method.blocks,
-                         cfg.method.block_size)
+                         cfg.method.block_size, **method_options(cfg.method))
 
     examples = [encode(r, tok) for r in records]
     limit = context_length(model)

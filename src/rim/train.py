@@ -22,25 +22,22 @@ from transformers import get_constant_schedule_with_warmup
 from rim.config import StageConfig
 from rim.curriculum import fading_progress
 from rim.infer import RUN_INFO
-from rim.methods import Example, Method
+from rim.methods import Example, Method, method_options
 from rim.modeling import set_dropout
 from rim.prepare import Prepared
 from rim.progress import Reporter
-from rim.segments import collate, pack, weighted_loss
 
 
 @dataclass
-class LayoutCollator:
-    """Lays out a batch of examples for one stage at the current curriculum progress."""
+class StageCollator:
+    """Collates a batch of examples for one stage at the current curriculum progress."""
 
     method: Method
     stage: str
-    pad_id: int
     progress: float = 0.0
 
     def __call__(self, batch: list[Example]) -> dict[str, torch.Tensor]:
-        return collate([pack(self.method.layout(ex, self.stage, self.progress)) for ex in batch],
-                       self.pad_id)
+        return self.method.collate(batch, self.stage, self.progress)
 
 
 def stage_steps(stage: StageConfig, n_examples: int, batch_size: int) -> int:
@@ -61,12 +58,13 @@ def train(prep: Prepared, run_dir: Path, reporter: Reporter) -> Path:
     )
     accelerator.init_trackers("tb")
     set_seed(cfg.trainer.seed)
-    model = prep.model
+    model = accelerator.prepare(prep.model)
     metrics = (run_dir / "metrics.jsonl").open("a", encoding="utf-8")
     global_step = 0
     try:
         for stage in prep.method.stages:
-            global_step = _run_stage(prep, stage, accelerator, metrics, reporter, global_step)
+            global_step = _run_stage(prep, model, stage, accelerator, metrics, reporter,
+                                     global_step)
             if accelerator.is_main_process:
                 _save(accelerator.unwrap_model(model), prep, run_dir / "checkpoints" / stage)
         final = run_dir / "model"
@@ -79,24 +77,24 @@ def train(prep: Prepared, run_dir: Path, reporter: Reporter) -> Path:
     return final
 
 
-def _run_stage(prep: Prepared, stage: str, accelerator: Accelerator, metrics, reporter: Reporter,
-               global_step: int) -> int:
+def _run_stage(prep: Prepared, model: torch.nn.Module, stage: str, accelerator: Accelerator,
+               metrics, reporter: Reporter, global_step: int) -> int:
+    """Train one stage with a fresh optimizer and schedule; returns the global step count."""
     cfg = prep.cfg
-    settings: StageConfig = getattr(cfg.trainer, stage)
+    settings: StageConfig = getattr(cfg.trainer, prep.method.settings(stage))
     effective_batch = cfg.trainer.batch_size * cfg.trainer.grad_accum * accelerator.num_processes
     steps = stage_steps(settings, len(prep.train), effective_batch)
     if steps == 0:
         return global_step
     if settings.dropout is not None:
         set_dropout(prep.model, settings.dropout)
-    collator = LayoutCollator(prep.method, stage, prep.tok.pad_token_id)
+    collator = StageCollator(prep.method, stage)
     loader = DataLoader(prep.train, batch_size=cfg.trainer.batch_size, shuffle=True,
                         collate_fn=collator, drop_last=len(prep.train) > cfg.trainer.batch_size)
-    params = [p for p in prep.model.parameters() if p.requires_grad]
+    params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=cfg.trainer.weight_decay)
     scheduler = get_constant_schedule_with_warmup(optimizer, int(settings.warmup * steps))
-    model, optimizer, loader, scheduler = accelerator.prepare(prep.model, optimizer, loader,
-                                                              scheduler)
+    optimizer, loader, scheduler = accelerator.prepare(optimizer, loader, scheduler)
     model.train()
     step, tokens, loss_sum, loss_n = 0, 0, 0.0, 0
     start = time.perf_counter()
@@ -106,9 +104,7 @@ def _run_stage(prep: Prepared, stage: str, accelerator: Accelerator, metrics, re
             collator.progress = fading_progress(step, steps, cfg.method.fade_start,
                                                 cfg.method.fade_end)
             with accelerator.accumulate(model):
-                labels, weights = batch.pop("labels"), batch.pop("weights")
-                logits = model(**batch).logits
-                loss = weighted_loss(logits, labels, weights)
+                loss = prep.method.loss(model, batch)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.trainer.grad_clip:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.trainer.grad_clip)
@@ -156,6 +152,6 @@ def _save(model, prep: Prepared, out: Path, merge: bool = False) -> None:
     cfg = prep.cfg
     info = {"method": cfg.method.name, "blocks": cfg.method.blocks,
             "block_size": cfg.method.block_size, "checker": cfg.data.checker,
-            "max_new_tokens": cfg.trainer.max_new_tokens,
+            "max_new_tokens": cfg.trainer.max_new_tokens, "options": method_options(cfg.method),
             "prompt_suffix": "".join(prep.tok.convert_ids_to_tokens(prep.method.prompt(())))}
     (out / RUN_INFO).write_text(json.dumps(info, indent=2) + "\n")

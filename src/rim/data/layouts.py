@@ -4,7 +4,8 @@ A layout says which fields of a JSON object (or Hugging Face row) hold the quest
 and the answer:
 
 - ``coconut``: ``{question, steps, answer, ...}`` (Coconut's GSM8k-Aug, ProsQA, ProntoQA files;
-  Hugging Face copies that call the steps ``cot`` or store them as one string are accepted too).
+  Hugging Face copies that call the steps ``cot``, as a list or one string, are accepted too;
+  a ``steps`` field must be a list of strings).
 - ``gsm8k``: the GSM8K test layout ``{question, answer}`` where ``answer`` is the worked solution
   ending in ``#### n``; each solution line before ``####`` becomes a step.
 - ``gsmhard``: GSM-Hard ``{input, code, target}``; ``target`` is a number.
@@ -123,9 +124,10 @@ def _rest(obj: dict[str, Any], used: tuple[str, ...]) -> dict[str, Any]:
 def _coconut(obj: dict[str, Any], source: str, line: int | None) -> Record:
     row = dict(obj)
     if "steps" not in row and "cot" in row:
-        row["steps"] = row.pop("cot")
-    if isinstance(row.get("steps"), str):
-        row["steps"] = list(split_cot(str(row.get("question", "")), row["steps"].strip()))
+        cot = row.pop("cot")
+        # Hugging Face copies store the chain as one string under `cot`; `steps` must be a list.
+        row["steps"] = list(split_cot(str(row.get("question", "")), cot.strip())) if isinstance(
+            cot, str) else cot
     if isinstance(row.get("answer"), int | float) and not isinstance(row.get("answer"), bool):
         row["answer"] = format_number(row["answer"])
     return record_from_dict(row, source=source, line=line)

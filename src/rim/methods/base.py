@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from rim.segments import Segment
+import torch
+from transformers import PreTrainedModel
+
+from rim.decoding import Generation, greedy_generate
+from rim.segments import Segment, collate, pack, weighted_loss
 
 COT_SEPARATOR = "####"
 
@@ -36,18 +40,64 @@ class Example:
 
 
 class Method(Protocol):
-    """A training method: how an example is laid out per stage, and its inference prompt."""
+    """A training method: its stages, how a batch is laid out and scored, how it answers."""
 
     name: str
     stages: tuple[str, ...]
+    special: SpecialIds
 
-    def layout(self, ex: Example, stage: str, progress: float) -> list[Segment]:
-        """Segments of one training sequence for `stage` at curriculum progress in [0, 1]."""
+    def settings(self, stage: str) -> str:
+        """Which trainer section (`stage1` or `stage2`) holds the settings of `stage`."""
+        ...
+
+    def collate(self, batch: list[Example], stage: str, progress: float) -> dict[str, torch.Tensor]:
+        """Tensors of one training batch for `stage` at curriculum progress in [0, 1]."""
+        ...
+
+    def loss(self, model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training loss of a collated batch."""
         ...
 
     def prompt(self, question: tuple[int, ...], blocks: int | None = None) -> list[int]:
-        """Inference prompt for a question, optionally with a different number of blocks."""
+        """Inference prompt ids for a question (optionally with another number of blocks)."""
         ...
+
+    def generate(self, model: PreTrainedModel, questions: list[tuple[int, ...]],
+                 blocks: int | None, max_new_tokens: int) -> Generation:
+        """Greedy answers (token ids) to tokenised questions, batched."""
+        ...
+
+
+class SegmentMethod:
+    """Base of the methods whose every training sequence is a list of segments (all but Coconut):
+    one forward pass with the packed mask, the weighted readout loss, prompt + greedy decoding."""
+
+    special: SpecialIds
+    stages: tuple[str, ...] = ("stage2",)
+
+    def layout(self, ex: Example, stage: str, progress: float) -> list[Segment]:
+        """Segments of one training sequence for `stage` at curriculum progress in [0, 1]."""
+        raise NotImplementedError
+
+    def prompt(self, question: tuple[int, ...], blocks: int | None = None) -> list[int]:
+        """Inference prompt ids for a question."""
+        raise NotImplementedError
+
+    def settings(self, stage: str) -> str:
+        return "stage1" if stage == "stage1" else "stage2"
+
+    def collate(self, batch: list[Example], stage: str, progress: float) -> dict[str, torch.Tensor]:
+        return collate([pack(self.layout(ex, stage, progress)) for ex in batch], self.special.pad)
+
+    def loss(self, model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       position_ids=batch["position_ids"]).logits
+        return weighted_loss(logits, batch["labels"], batch["weights"])
+
+    def generate(self, model: PreTrainedModel, questions: list[tuple[int, ...]],
+                 blocks: int | None, max_new_tokens: int) -> Generation:
+        prompts = [self.prompt(q, blocks) for q in questions]
+        return greedy_generate(model, prompts, self.special.pad, self.special.eos, max_new_tokens)
 
 
 def question_and_blocks(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rim.methods.base import Example, SpecialIds, question_and_blocks, readout
+from rim.methods.base import Example, SegmentMethod, SpecialIds, question_and_blocks, readout
 from rim.segments import Segment
 
 
 @dataclass(frozen=True)
-class Pause:
+class Pause(SegmentMethod):
     """Q, K blocks, the answer after the last block."""
 
     special: SpecialIds

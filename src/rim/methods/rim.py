@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rim.curriculum import answer_weights, fading_weight
-from rim.methods.base import Example, SpecialIds, question_and_blocks, readout
+from rim.methods.base import Example, SegmentMethod, SpecialIds, question_and_blocks, readout
 from rim.segments import Segment
 
 
 @dataclass(frozen=True)
-class RiM:
+class RiM(SegmentMethod):
     """Stage 1 (grounding) reads out step t+1 after t blocks, fading earliest-first; stage 2
     (refinement) reads out the answer after every one of K blocks with increasing weights."""
 

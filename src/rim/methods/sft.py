@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rim.methods.base import Example, SpecialIds, readout
+from rim.methods.base import Example, SegmentMethod, SpecialIds, readout
 from rim.segments import Segment
 
 
 @dataclass(frozen=True)
-class NoCoT:
+class NoCoT(SegmentMethod):
     """Q; A sees Q."""
 
     special: SpecialIds
@@ -25,7 +25,7 @@ class NoCoT:
 
 
 @dataclass(frozen=True)
-class CoT:
+class CoT(SegmentMethod):
     """Q; C sees Q, where C is the steps and the answer as one generated chain."""
 
     special: SpecialIds
