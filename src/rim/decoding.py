@@ -22,12 +22,15 @@ class Generation:
 
 @torch.inference_mode()
 def greedy_generate(model: PreTrainedModel, prompts: list[list[int]], pad_id: int, eos_id: int,
-                    max_new_tokens: int) -> Generation:
+                    max_new_tokens: int, ignore_eos: bool = False) -> Generation:
     """Greedy decoding of a batch of prompts (left-padded) with a KV cache, until EOS.
 
     Position ids count only real tokens, so a left-padded row gets the same positions as the
-    prompt alone.
+    prompt alone. With `ignore_eos`, exactly `max_new_tokens` are generated (for benchmarks
+    on untrained models).
     """
+    if ignore_eos:
+        eos_id = -1
     device = next(model.parameters()).device
     width = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)

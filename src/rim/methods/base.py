@@ -63,8 +63,9 @@ class Method(Protocol):
         ...
 
     def generate(self, model: PreTrainedModel, questions: list[tuple[int, ...]],
-                 blocks: int | None, max_new_tokens: int) -> Generation:
-        """Greedy answers (token ids) to tokenised questions, batched."""
+                 blocks: int | None, max_new_tokens: int, ignore_eos: bool = False) -> Generation:
+        """Greedy answers (token ids) to tokenised questions, batched; `ignore_eos` generates
+        exactly `max_new_tokens` (benchmarks)."""
         ...
 
 
@@ -95,9 +96,10 @@ class SegmentMethod:
         return weighted_loss(logits, batch["labels"], batch["weights"])
 
     def generate(self, model: PreTrainedModel, questions: list[tuple[int, ...]],
-                 blocks: int | None, max_new_tokens: int) -> Generation:
+                 blocks: int | None, max_new_tokens: int, ignore_eos: bool = False) -> Generation:
         prompts = [self.prompt(q, blocks) for q in questions]
-        return greedy_generate(model, prompts, self.special.pad, self.special.eos, max_new_tokens)
+        return greedy_generate(model, prompts, self.special.pad, self.special.eos, max_new_tokens,
+                               ignore_eos)
 
 
 def question_and_blocks(
