@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_quickstart)
 
     _register_optional(sub)
+    from rim.bench.cli import register as register_bench
+
+    register_bench(sub)
     return parser
 
 

@@ -62,7 +62,7 @@ class MethodConfig:
     """The training method and its layout."""
 
     name: str = "rim"
-    """One of: rim, pause, nocot, cot (and any method registered in `rim.methods.METHODS`)."""
+    """One of: rim, pause, nocot, cot, coconut (and any method registered in `rim.methods.METHODS`)."""
     blocks: int = 8
     """K: memory blocks at inference and in stage 2."""
     block_size: int = 2

@@ -58,7 +58,7 @@ class LoadedRun:
     def answer_text(self, ids: list[int]) -> str:
         """Decode generated ids into the answer text."""
         text = decode_answer(self.tok, ids)
-        return cot_answer(text) if self.info["method"] == "cot" else text
+        return cot_answer(text) if self.info["method"] in ("cot", "coconut") else text
 
 
 def load_run(path: str | Path, device: str | None = None) -> LoadedRun:

@@ -23,7 +23,6 @@ from rim.modeling import (
     scratch_tokenizer,
     special_ids,
 )
-from rim.segments import pack
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -80,9 +79,12 @@ def prepare(cfg: Config) -> Prepared:
 
 
 def _check_fits(record: Record, ex: Example, method: Method, limit: int) -> None:
+    """Every stage's training sequence of `ex` fits the model's context of `limit` positions."""
     for stage in method.stages:
-        packed = pack(method.layout(ex, stage, 0.0))
-        needed = max(packed.position_ids) + 1
+        try:
+            needed = method.sequence_length(ex, stage)
+        except ValueError as err:
+            raise RimInputError(f"{stage} layout: {err}", source=record.origin) from None
         if needed > limit:
             raise RimInputError(
                 f"{stage} layout needs {needed} positions, more than the model's context of "

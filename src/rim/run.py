@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from accelerate import PartialState
 
 from rim.config import Config
 from rim.errors import RimInputError
@@ -34,14 +35,16 @@ def run_training(cfg: Config, out: str | Path, reporter: Reporter | None = None)
         torch.set_num_threads(cfg.trainer.threads)
     torch.manual_seed(cfg.trainer.seed)
     prep = prepare(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    (out / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
+    main_process = PartialState().is_main_process  # under `accelerate launch`, one writer
+    if main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        (out / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
     reporter = reporter or Reporter()
     log.info("training %s on %d examples -> %s", cfg.method.name, len(prep.train), out)
     final = train(prep, out, reporter)
     reporter.close()
-    if not prep.eval_records:
+    if not prep.eval_records or not main_process:
         return {}
     result = evaluate(load_run(final), prep.eval_records, cfg.data.checker,
                       batch_size=cfg.trainer.eval_batch_size)

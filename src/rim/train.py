@@ -59,7 +59,9 @@ def train(prep: Prepared, run_dir: Path, reporter: Reporter) -> Path:
     accelerator.init_trackers("tb")
     set_seed(cfg.trainer.seed)
     model = accelerator.prepare(prep.model)
-    metrics = (run_dir / "metrics.jsonl").open("a", encoding="utf-8")
+    accelerator.wait_for_everyone()  # the main process has created run_dir
+    metrics = (run_dir / "metrics.jsonl").open("a", encoding="utf-8") if (
+        accelerator.is_main_process) else None
     global_step = 0
     try:
         for stage in prep.method.stages:
@@ -72,7 +74,8 @@ def train(prep: Prepared, run_dir: Path, reporter: Reporter) -> Path:
             _save(accelerator.unwrap_model(model), prep, final, merge=True)
         accelerator.wait_for_everyone()
     finally:
-        metrics.close()
+        if metrics is not None:
+            metrics.close()
         accelerator.end_training()
     return final
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from rim.methods.base import COT_SEPARATOR, Example, Method, SegmentMethod, SpecialIds
+from rim.methods.coconut import Coconut
 from rim.methods.pause import Pause
 from rim.methods.rim import RiM
 from rim.methods.sft import CoT, NoCoT
 
-METHODS = {"rim": RiM, "pause": Pause, "nocot": NoCoT, "cot": CoT}
+METHODS = {"rim": RiM, "pause": Pause, "nocot": NoCoT, "cot": CoT, "coconut": Coconut}
 BLOCK_METHODS = ("rim", "pause")
-OPTIONS: dict[str, tuple[str, ...]] = {}
+OPTIONS: dict[str, tuple[str, ...]] = {"coconut": ("thoughts_per_step", "latent_stages")}
 """Method-specific settings of `rim.config.MethodConfig`, by method name."""
 
 

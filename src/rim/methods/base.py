@@ -58,6 +58,10 @@ class Method(Protocol):
         """The training loss of a collated batch."""
         ...
 
+    def sequence_length(self, ex: Example, stage: str) -> int:
+        """Positions the longest training sequence of `ex` at `stage` takes."""
+        ...
+
     def prompt(self, question: tuple[int, ...], blocks: int | None = None) -> list[int]:
         """Inference prompt ids for a question (optionally with another number of blocks)."""
         ...
@@ -86,6 +90,9 @@ class SegmentMethod:
 
     def settings(self, stage: str) -> str:
         return "stage1" if stage == "stage1" else "stage2"
+
+    def sequence_length(self, ex: Example, stage: str) -> int:
+        return max(pack(self.layout(ex, stage, 0.0)).position_ids) + 1
 
     def collate(self, batch: list[Example], stage: str, progress: float) -> dict[str, torch.Tensor]:
         return collate([pack(self.layout(ex, stage, progress)) for ex in batch], self.special.pad)

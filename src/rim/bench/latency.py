@@ -1,0 +1,281 @@
+"""`rim bench latency`: how long each method takes to answer, on one model.
+
+Every method runs on the same weights (a random model of a preset, or a trained run); methods
+differ only in their prompt and decoding. Lengths are forced (`ignore_eos=True`), so an untrained
+model answers exactly as long as a trained one would:
+
+* no-CoT, pause, RiM: the answer, A tokens; pause and RiM prompts carry K blocks of M + 2 tokens
+  (one prefill);
+* CoT: a chain of C tokens (steps and separator), then the A answer tokens;
+* Coconut: its continuous thoughts (c x L passes, L = latent stages, default K), then A tokens.
+
+Per method and batch size, after warm-up, the median over repeats of:
+
+* `ttft_ms`: time to the first *answer* token: a generation of C + 1 tokens for CoT, of 1 token
+  for the others (Coconut's thoughts included), from the prefill to the synchronised end;
+* `latency_ms`: the whole answer (C + A or A tokens);
+* `answers_per_s`: batch / latency;
+* `forward_passes`, `generated_tokens`, `prompt_tokens` per question.
+
+Repeats go round the methods in turn, so a load that comes and goes on the machine spreads over
+all methods alike.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from rim.bench import report
+from rim.bench.common import (
+    DTYPES,
+    BenchModel,
+    build_method,
+    check_methods,
+    default_methods,
+    describe_model,
+    model_config,
+    random_model,
+)
+from rim.errors import RimInputError
+from rim.methods.base import Method
+from rim.modeling import context_length
+
+
+@dataclass
+class LatencySettings:
+    """Settings of `rim bench latency` (also the keys of a configs/bench/latency-*.yaml file)."""
+
+    model: str | None = None
+    """Model preset (a config file with a `model:` section, e.g. configs/model/tiny.yaml);
+    None: the default 4-layer d-256 GPT-2. Ignored with `run`."""
+    run: str | None = None
+    """A trained run directory: its weights, tokenizer, K and M instead of a random model."""
+    data: str | None = None
+    """Records whose questions are asked (needs a tokenizer: `run` or a pretrained model);
+    None: random questions of `question_tokens` tokens."""
+    methods: list[str] | None = None
+    """Methods to time; None: all registered (nocot, cot, pause, rim, and coconut if present)."""
+    batches: list[int] = field(default_factory=lambda: [1, 64])
+    device: str = "cpu"
+    dtype: str = "float32"
+    """Weights dtype: float32, bfloat16 (GPU) or float16."""
+    question_tokens: int = 48
+    """Q: tokens of a random question (GSM8k questions are about 40-60 GPT-2 tokens)."""
+    answer_tokens: int = 4
+    """A: answer tokens every method generates."""
+    chain_tokens: int = 25
+    """C: CoT tokens before the answer (GSM8k-Aug steps average about 25 GPT-2 tokens)."""
+    blocks: int | None = None
+    """K memory blocks (pause, RiM); None: the run's, else 8."""
+    block_size: int | None = None
+    """M memory tokens per block; None: the run's, else 2."""
+    thoughts_per_step: int = 1
+    """Coconut: c continuous thoughts per latent stage."""
+    latent_stages: int | None = None
+    """Coconut: latent stages L (c x L thoughts); None: K."""
+    warmup: int = 2
+    repeats: int = 5
+    threads: int | None = None
+    """torch CPU threads (None: torch's default)."""
+    seed: int = 0
+
+
+PATH_SETTINGS = ("model", "run", "data")
+
+COLUMNS = [
+    report.Column("method", "method", align="left"),
+    report.Column("batch", "batch"),
+    report.Column("ttft_ms", "first answer token (ms)", report.fixed(2)),
+    report.Column("latency_ms", "full answer (ms)", report.fixed(2)),
+    report.Column("answers_per_s", "answers/s", report.fixed(1)),
+    report.Column("forward_passes", "forward passes"),
+    report.Column("generated_tokens", "generated tokens"),
+    report.Column("prompt_tokens", "prompt tokens"),
+    report.Column("ttft_vs_nocot", "TTFT / no-CoT", report.fixed(2)),
+]
+
+
+def run_latency(settings: LatencySettings, out: str | Path,
+                console: Console | None = None) -> dict[str, Any]:
+    """Time every method of `settings` at every batch size; write latency.json/.md/.png to `out`."""
+    out = Path(out)
+    methods = check_methods(settings.methods or default_methods())
+    _check(settings)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    bench, blocks, block_size = _load(settings)
+    model = bench.model.to(settings.device).eval()
+    latent = settings.latent_stages if settings.latent_stages is not None else blocks
+    built = {name: build_method(name, bench.special, blocks, block_size,
+                                settings.thoughts_per_step, latent) for name in methods}
+    pool = _questions(settings, bench, max(settings.batches))
+    _check_context(model, built, pool, settings)
+
+    rows = []
+    for batch in settings.batches:
+        questions = pool[:batch]
+        timings = {name: {"ttft": [], "total": [], "first": []} for name in methods}
+        last = {}
+        for i in range(settings.warmup + settings.repeats):
+            for name, method in built.items():
+                before = settings.chain_tokens if name == "cot" else 0
+                first = method.generate(model, questions, None, before + 1, ignore_eos=True)
+                full = method.generate(model, questions, None, before + settings.answer_tokens,
+                                       ignore_eos=True)
+                if i >= settings.warmup:
+                    timings[name]["ttft"].append(first.total_s)
+                    timings[name]["total"].append(full.total_s)
+                    timings[name]["first"].append(full.ttft_s)
+                last[name] = full
+        for name, method in built.items():
+            t = timings[name]
+            latency = statistics.median(t["total"])
+            gen = last[name]
+            tokens = statistics.mean(len(ids) for ids in gen.ids)
+            rows.append({
+                "method": name, "batch": batch,
+                "ttft_ms": 1000 * statistics.median(t["ttft"]),
+                "latency_ms": 1000 * latency,
+                "answers_per_s": batch / latency,
+                "forward_passes": gen.forward_passes,
+                "generated_tokens": tokens,
+                "passes_without_token": gen.forward_passes - round(tokens),
+                "prompt_tokens": statistics.mean(len(method.prompt(q)) for q in questions),
+                "first_token_ms": 1000 * statistics.median(t["first"]),
+                "ttft_ms_repeats": [1000 * s for s in t["ttft"]],
+                "latency_ms_repeats": [1000 * s for s in t["total"]],
+            })
+    _add_ratios(rows)
+
+    result = {
+        "device": report.device_description(settings.device),
+        "model": {"source": bench.source, **describe_model(model)},
+        "settings": {**asdict(settings), "methods": methods, "blocks": blocks,
+                     "block_size": block_size, "latent_stages": latent},
+        "environment": report.environment(),
+        "rows": rows,
+    }
+    _write(result, out, console)
+    return result
+
+
+def _check(s: LatencySettings) -> None:
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise RimInputError(what, source="latency settings")
+
+    need(bool(s.batches) and all(b >= 1 for b in s.batches), "batches must be at least 1")
+    need(s.repeats >= 1 and s.warmup >= 0, "repeats must be >= 1 and warmup >= 0")
+    need(s.answer_tokens >= 1 and s.chain_tokens >= 0 and s.question_tokens >= 1,
+         "answer_tokens and question_tokens must be >= 1, chain_tokens >= 0")
+    need(s.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}")
+    need(s.device == "cpu" or s.device.startswith("cuda"), "device must be cpu or cuda[:N]")
+    need(not s.device.startswith("cuda") or torch.cuda.is_available(), "CUDA is not available")
+
+
+def _load(s: LatencySettings) -> tuple[BenchModel, int, int]:
+    if s.run is not None:
+        from rim.infer import load_run
+
+        run = load_run(s.run, device="cpu")
+        run.model.to(DTYPES[s.dtype])
+        blocks = s.blocks or int(run.info.get("blocks", 8))
+        block_size = s.block_size if s.block_size is not None else int(run.info.get("block_size", 2))
+        bench = BenchModel(run.model, run.method.special, (0, len(run.tok)), run.tok, str(s.run))
+        return bench, blocks, block_size
+    bench = random_model(model_config(s.model), s.dtype, s.seed)
+    return bench, s.blocks or 8, 2 if s.block_size is None else s.block_size
+
+
+def _questions(s: LatencySettings, bench: BenchModel, n: int) -> list[tuple[int, ...]]:
+    """`n` tokenised questions: from `s.data`, or random plain tokens."""
+    if s.data is not None:
+        if bench.tok is None:
+            raise RimInputError("questions from a data file need a tokenizer: give a trained "
+                                "run or a pretrained model", source=s.data)
+        from rim.data.readers import read_records
+        from rim.encode import encode
+
+        records = read_records(s.data)
+        if not records:
+            raise RimInputError("no records", source=s.data)
+        return [encode(records[i % len(records)], bench.tok).question for i in range(n)]
+    rng = random.Random(s.seed)
+    specials = set(bench.tok.all_special_ids) if bench.tok is not None else set()
+    specials |= {bench.special.open, bench.special.memory, bench.special.close}
+    plain = [i for i in range(*bench.plain_ids) if i not in specials]
+    return [tuple(rng.choice(plain) for _ in range(s.question_tokens)) for _ in range(n)]
+
+
+def _check_context(model, methods: dict[str, Method], questions, s: LatencySettings) -> None:
+    limit = context_length(model)
+    if limit is None:
+        return
+    for name, method in methods.items():
+        longest = max(len(method.prompt(q)) for q in questions)
+        need = longest + s.answer_tokens + (s.chain_tokens if name == "cot" else 0)
+        if need > limit:
+            raise RimInputError(f"{name} needs {need} positions, more than the model's context "
+                                f"of {limit} (raise model.max_length)", source="latency settings")
+
+
+def _add_ratios(rows: list[dict]) -> None:
+    base = {r["batch"]: r for r in rows if r["method"] == "nocot"}
+    for r in rows:
+        ref = base.get(r["batch"])
+        r["ttft_vs_nocot"] = r["ttft_ms"] / ref["ttft_ms"] if ref else None
+        r["latency_vs_nocot"] = r["latency_ms"] / ref["latency_ms"] if ref else None
+
+
+def _write(result: dict, out: Path, console: Console | None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_json(out / "latency.json", result)
+    s = result["settings"]
+    image = plot(result, out / "latency.png")
+    title = f"Latency on {result['device']}"
+    notes = [
+        f"Model: {result['model']['source']} {result['model'].get('model_type', '')}, "
+        f"{result['model']['parameters'] / 1e6:.1f}M parameters, {result['model']['dtype']}. "
+        f"Question {s['question_tokens']} tokens, answer {s['answer_tokens']}, CoT chain "
+        f"{s['chain_tokens']} + answer; K = {s['blocks']} blocks of M = {s['block_size']}; "
+        f"lengths forced (ignore_eos). Median of {s['repeats']} repeats after {s['warmup']} "
+        "warm-up rounds.",
+        "First answer token: for CoT after the whole chain; for Coconut after its thoughts.",
+    ]
+    report.write_markdown(out / "latency.md", title, result["rows"], COLUMNS, notes,
+                          image.name if image else None)
+    report.print_table(console, title, result["rows"], COLUMNS)
+    if console is not None:
+        console.print(f"results in {out}/latency.json, latency.md"
+                      + (", latency.png" if image else ""))
+
+
+def plot(result: dict, path: Path) -> Path | None:
+    """Time to first answer token and answers per second, per method and batch size."""
+    plt = report.pyplot()
+    if plt is None:
+        return None
+    rows = result["rows"]
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    batches = list(dict.fromkeys(r["batch"] for r in rows))
+    value = {(r["method"], r["batch"]): r for r in rows}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, label in ((axes[0], "ttft_ms", "time to first answer token (ms)"),
+                           (axes[1], "answers_per_s", "answers per second")):
+        series = {f"batch {b}": [value[(m, b)][key] for m in methods] for b in batches}
+        report.grouped_bars(ax, methods, series)
+        ax.set_yscale("log")
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"{result['device']}; model {result['model']['parameters'] / 1e6:.1f}M params",
+                 fontsize=9)
+    return report.save_figure(fig, path)

@@ -1,0 +1,245 @@
+"""`rim bench step`: what RiM's one-pass training layout costs against a plain SFT step.
+
+RiM trains every readout of an example in one forward pass, under an additive 4D mask with
+explicit position ids. The reference is a standard causal-LM step (a 2D all-ones mask, labels =
+inputs, the model's own loss) over the same number of tokens: a batch of the same shape
+[batch, length], filled with the examples' CoT text. Both are a full training step: forward
+under autocast, backward, gradient clipping, AdamW step. Steps alternate between the layouts
+(RiM stage 1, SFT of its shape, RiM stage 2, SFT of its shape), so a load that comes and goes on
+the machine hits all of them alike; after warm-up, the median of the repeats is reported.
+
+Stage 1 is laid out at curriculum progress 0, when every step readout is still present (its
+longest sequences); stage 2 with K blocks and the answer after each. Building the batch (the
+`collate` of the layout, done in the training process) is timed separately: `collate_ms`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from rim.bench import report
+from rim.bench.common import describe_model, model_config
+from rim.encode import encode
+from rim.errors import RimInputError
+from rim.methods.rim import RiM
+from rim.tasks.chain import generate_chain
+
+TARGET_RATIO = 1.3
+
+
+@dataclass
+class StepSettings:
+    """Settings of `rim bench step` (also the keys of a configs/bench/step-*.yaml file)."""
+
+    model: str | None = None
+    """Model preset (configs/model/*.yaml); None: the default 4-layer d-256 GPT-2."""
+    batch_size: int = 64
+    ops: int = 4
+    """Moves per digit chain: steps per example, so stage-1 blocks."""
+    blocks: int = 4
+    """K: stage-2 memory blocks."""
+    block_size: int = 2
+    precision: str = "bf16"
+    """Autocast: bf16 (as the trainer's mixed_precision: bf16) or no."""
+    device: str = "cpu"
+    warmup: int = 3
+    repeats: int = 10
+    threads: int | None = None
+    lr: float = 1e-3
+    seed: int = 0
+
+
+PATH_SETTINGS = ("model",)
+
+COLUMNS = [
+    report.Column("stage", "RiM layout", align="left"),
+    report.Column("batch", "batch"),
+    report.Column("seq_len", "length"),
+    report.Column("real_tokens", "non-pad tokens"),
+    report.Column("rim_ms", "RiM step (ms)", report.fixed(1)),
+    report.Column("sft_ms", "SFT step (ms)", report.fixed(1)),
+    report.Column("ratio", "ratio", report.fixed(2)),
+    report.Column("collate_ms", "RiM collate (ms)", report.fixed(1)),
+    report.Column("ratio_with_collate", "ratio incl. collate", report.fixed(2)),
+]
+
+
+def run_step(settings: StepSettings, out: str | Path, console: Console | None = None) -> dict:
+    """Time RiM stage-1 and stage-2 steps and matching SFT steps; write step.json/.md/.png."""
+    out = Path(out)
+    _check(settings)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    device = torch.device(settings.device)
+    model, tok, method, examples = _setup(settings)
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.lr)
+
+    layouts: dict[str, dict[str, torch.Tensor]] = {}
+    collate_ms: dict[str, float] = {}
+    for stage, progress in (("stage1", 0.0), ("stage2", 1.0)):
+        times = []
+        for _ in range(max(3, settings.repeats // 2)):
+            start = time.perf_counter()
+            batch = method.collate(examples, stage, progress)
+            times.append(time.perf_counter() - start)
+        collate_ms[stage] = 1000 * statistics.median(times)
+        layouts[stage] = {k: v.to(device) for k, v in batch.items()}
+        layouts[f"sft-{stage}"] = {k: v.to(device) for k, v in
+                                   _sft_batch(examples, batch["input_ids"].shape, tok).items()}
+
+    def rim_step(batch):
+        return method.loss(model, batch)
+
+    def sft_step(batch):
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                     labels=batch["input_ids"]).loss
+
+    timings: dict[str, list[float]] = {name: [] for name in layouts}
+    for i in range(settings.warmup + settings.repeats):
+        for name, batch in layouts.items():
+            loss_fn = sft_step if name.startswith("sft-") else rim_step
+            seconds = _train_step(model, optimizer, params, loss_fn, batch, settings.precision,
+                                  device)
+            if i >= settings.warmup:
+                timings[name].append(seconds)
+
+    rows = []
+    for stage in ("stage1", "stage2"):
+        shape = layouts[stage]["input_ids"].shape
+        rim_ms = 1000 * statistics.median(timings[stage])
+        sft_ms = 1000 * statistics.median(timings[f"sft-{stage}"])
+        tokens = shape[0] * shape[1]
+        rows.append({
+            "stage": stage, "batch": shape[0], "seq_len": shape[1], "tokens": tokens,
+            "real_tokens": int((layouts[stage]["input_ids"] != method.special.pad).sum()),
+            "rim_ms": rim_ms, "sft_ms": sft_ms, "ratio": rim_ms / sft_ms,
+            "collate_ms": collate_ms[stage],
+            "ratio_with_collate": (rim_ms + collate_ms[stage]) / sft_ms,
+            "rim_tokens_per_s": tokens / rim_ms * 1000, "sft_tokens_per_s": tokens / sft_ms * 1000,
+            "meets_target": rim_ms / sft_ms <= TARGET_RATIO,
+            "rim_ms_repeats": [1000 * s for s in timings[stage]],
+            "sft_ms_repeats": [1000 * s for s in timings[f"sft-{stage}"]],
+        })
+    result = {
+        "device": report.device_description(settings.device),
+        "model": describe_model(model),
+        "attention": getattr(model.config, "_attn_implementation", None),
+        "settings": asdict(settings),
+        "target_ratio": TARGET_RATIO,
+        "environment": report.environment(),
+        "rows": rows,
+    }
+    _write(result, out, console)
+    return result
+
+
+def _check(s: StepSettings) -> None:
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise RimInputError(what, source="step settings")
+
+    need(s.batch_size >= 1 and s.ops >= 1 and s.blocks >= 1, "batch_size, ops, blocks must be >= 1")
+    need(s.repeats >= 1 and s.warmup >= 0, "repeats must be >= 1 and warmup >= 0")
+    need(s.precision in ("bf16", "no"), "precision must be bf16 or no")
+    need(s.device == "cpu" or s.device.startswith("cuda"), "device must be cpu or cuda[:N]")
+    need(not s.device.startswith("cuda") or torch.cuda.is_available(), "CUDA is not available")
+
+
+def _setup(s: StepSettings):
+    """The model (scratch preset, tokenizer trained on the chains), RiM, tokenised chains."""
+    from rim.modeling import build_model, scratch_tokenizer, special_ids
+
+    cfg = model_config(s.model)
+    if cfg.name_or_path is not None:
+        raise RimInputError("the step benchmark builds a model from scratch: give a preset "
+                            "without name_or_path", source=s.model)
+    records = generate_chain(s.batch_size, seed=s.seed, ops=s.ops)
+    torch.manual_seed(s.seed)
+    tok = scratch_tokenizer([t for r in records for t in (r.question, *r.steps, r.answer)],
+                            cfg.vocab_size)
+    model = build_model(cfg.scratch, tok, cfg.max_length)
+    method = RiM(special_ids(tok), blocks=s.blocks, block_size=s.block_size)
+    return model, tok, method, [encode(r, tok) for r in records]
+
+
+def _sft_batch(examples, shape: torch.Size, tok) -> dict[str, torch.Tensor]:
+    """A plain causal-LM batch of `shape`: each row the examples' question + CoT text, repeated
+    to fill the row; an all-ones 2D attention mask."""
+    rows = []
+    for b in range(shape[0]):
+        ex = examples[b % len(examples)]
+        text = [*ex.question, *ex.cot, tok.eos_token_id]
+        rows.append((text * (shape[1] // len(text) + 1))[:shape[1]])
+    ids = torch.tensor(rows, dtype=torch.long)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def _train_step(model, optimizer, params, loss_fn, batch, precision: str,
+                device: torch.device) -> float:
+    """One optimizer step (forward, backward, clip, AdamW); its synchronised seconds."""
+    _sync(device)
+    start = time.perf_counter()
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        loss = loss_fn(batch)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _write(result: dict, out: Path, console: Console | None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_json(out / "step.json", result)
+    s = result["settings"]
+    image = plot(result, out / "step.png")
+    title = f"Training step: RiM one-pass layout vs plain SFT, {result['device']}"
+    notes = [
+        f"Model: {result['model'].get('model_type')} {result['model']['parameters'] / 1e6:.1f}M "
+        f"parameters, autocast {s['precision']}, attention {result['attention']}. Digit chains "
+        f"of {s['ops']} moves, batch {s['batch_size']}; stage 1 at curriculum progress 0 (every "
+        f"step readout), stage 2 with K = {s['blocks']} blocks of M = {s['block_size']}. "
+        "SFT: the same [batch, length] of CoT text, 2D causal mask, the model's own loss.",
+        f"Step = forward + backward + clip + AdamW; median of {s['repeats']} after "
+        f"{s['warmup']} warm-up steps. Target: ratio at most {result['target_ratio']}.",
+    ]
+    report.write_markdown(out / "step.md", title, result["rows"], COLUMNS, notes,
+                          image.name if image else None)
+    report.print_table(console, title, result["rows"], COLUMNS)
+    if console is not None:
+        console.print(f"results in {out}/step.json, step.md" + (", step.png" if image else ""))
+
+
+def plot(result: dict, path: Path) -> Path | None:
+    """Step time of each RiM layout next to the SFT step of the same shape."""
+    plt = report.pyplot()
+    if plt is None:
+        return None
+    rows = result["rows"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    report.grouped_bars(ax, [f"{r['stage']}\n{r['batch']}x{r['seq_len']}" for r in rows],
+                        {"RiM one pass (4D mask)": [r["rim_ms"] for r in rows],
+                         "SFT (2D causal mask)": [r["sft_ms"] for r in rows]})
+    for i, r in enumerate(rows):
+        ax.annotate(f"{r['ratio']:.2f}x", (i, max(r["rim_ms"], r["sft_ms"])),
+                    ha="center", va="bottom")
+    ax.set_ylabel("ms per training step")
+    ax.set_ylim(0, 1.15 * max(max(r["rim_ms"], r["sft_ms"]) for r in rows))
+    ax.legend(loc="lower right")
+    ax.set_title(result["device"], fontsize=9)
+    return report.save_figure(fig, path)

@@ -1,0 +1,265 @@
+"""Coconut (Hao et al. 2024): reasoning steps replaced by continuous thoughts.
+
+A *continuous thought* is the model's last hidden state (`hidden_states[-1]`, after the final
+norm) at the previous position, fed back as the input embedding of the next position instead
+of a sampled token. A thought is therefore not a token: it only exists inside a forward pass.
+
+Sequences. With c = `thoughts_per_step`, the training sequence of stage `coconut{k}` is
+
+    question <b> [k*c thoughts] </b> steps k+1..T #### answer <eos>
+
+`<b>` begins and `</b>` ends the thoughts; in `input_ids` a thought position holds the
+placeholder `<m>`, whose embedding is never used (the fed-back hidden state replaces it). Only
+the text after `</b>` is scored (the remaining steps, ` #### answer` and EOS, each predicted
+from the position before it, the first one from `</b>`); the loss is the mean token NLL over
+the batch, as Coconut's Hugging Face loss. Stage 0 keeps an empty `<b></b>`, so it is CoT in
+the same text format as every later stage.
+
+Curriculum. Stages `coconut0` .. `coconut{latent_stages}`; stage k replaces the first k steps by
+k*c thoughts. Every example gets k*c thoughts at stage k even when it has fewer than k steps
+(Coconut's `pad_latent_to_max`); all its steps are then removed and only ` #### answer` is left.
+All stages take the trainer's `stage2` settings (lr, steps or epochs, warmup, dropout); the
+trainer gives each stage a fresh optimizer, which is Coconut's optimizer reset per stage.
+
+Training batch. Columns are aligned so that thought i is the same column in every row:
+
+    [ pad.. question <b> | n thought columns | </b> text .. pad ]
+      left-padded prefix   n = k*c            right-padded suffix
+
+The attention mask is 2D (0 on padding) and position ids count only real tokens, so a row gets
+the positions it would have alone. The forward runs one pass over the prefix, one pass per
+thought (input: the last hidden state of the previous position, through `inputs_embeds`), and
+one pass over `</b>` + text, all sharing one KV cache. Gradients flow through the whole thought
+chain (nothing is detached), as in Coconut.
+
+Inference. Prefill `question <b>` (left-padded batch), run c*latent_stages thought passes on the
+cache, feed `</b>`, then decode greedily until EOS. The generated text is `steps #### answer`
+like CoT, and `rim.infer.LoadedRun.answer_text` keeps what follows the separator. `prompt()` is
+the text prefix `question <b>` only, since thoughts are not tokens.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedModel
+
+from rim.decoding import Generation, cache_keyword, returned_cache
+from rim.methods.base import Example, SpecialIds
+from rim.segments import IGNORE
+
+STAGE_PREFIX = "coconut"
+
+
+@dataclass(frozen=True)
+class CoconutSequence:
+    """One training sequence: `prefix` (question + `<b>`), `thoughts` continuous thoughts, then
+    `</b>` and the scored `text` (remaining steps and ` #### answer`; EOS is predicted after it)."""
+
+    prefix: tuple[int, ...]
+    thoughts: int
+    text: tuple[int, ...]
+
+
+@dataclass
+class Thinking:
+    """The result of the prefix and thought passes: the last model output (its cache holds every
+    position so far), the hidden states fed back as thoughts ([batch, hidden] each) and the
+    number of forward passes."""
+
+    out: object
+    thoughts: list[torch.Tensor]
+    passes: int
+
+
+@dataclass(frozen=True)
+class Coconut:
+    """Coconut: stage k replaces the first k reasoning steps by k*c continuous thoughts."""
+
+    special: SpecialIds
+    thoughts_per_step: int = 1
+    latent_stages: int = 3
+    name: str = "coconut"
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """`coconut0` (CoT with an empty `<b></b>`) .. `coconut{latent_stages}`."""
+        return tuple(f"{STAGE_PREFIX}{k}" for k in range(self.latent_stages + 1))
+
+    def stage_index(self, stage: str) -> int:
+        """k of the stage `coconut{k}`."""
+        if stage not in self.stages:
+            raise ValueError(f"unknown stage {stage!r} (stages: {', '.join(self.stages)})")
+        return int(stage.removeprefix(STAGE_PREFIX))
+
+    def settings(self, stage: str) -> str:
+        """Every Coconut stage trains with the trainer's `stage2` settings."""
+        self.stage_index(stage)
+        return "stage2"
+
+    def sequence(self, ex: Example, stage: str) -> CoconutSequence:
+        """The training sequence of `ex` at `stage`."""
+        k = self.stage_index(stage)
+        return CoconutSequence(prefix=(*ex.question, self.special.open),
+                               thoughts=k * self.thoughts_per_step, text=remaining_chain(ex, k))
+
+    def sequence_length(self, ex: Example, stage: str) -> int:
+        """Positions the training sequence of `ex` at `stage` takes (thoughts included)."""
+        seq = self.sequence(ex, stage)
+        return len(seq.prefix) + seq.thoughts + 1 + len(seq.text)
+
+    def collate(self, batch: list[Example], stage: str, progress: float = 0.0) -> dict[str, torch.Tensor]:
+        """The aligned batch (see the module docstring); `progress` is unused.
+
+        Returns `input_ids` ([B, L], `<m>` at thought columns), `attention_mask` ([B, L], 0 on
+        padding), `position_ids`, `labels` ([B, L], the token each position predicts, -100 where
+        nothing is scored), and the 0-dim `prefix_len` and `thoughts` (column counts)."""
+        return collate_sequences([self.sequence(ex, stage) for ex in batch], self.special)
+
+    def loss(self, model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean NLL of the text after `</b>`: prefix pass, thought passes, then `</b>` + text."""
+        start = int(batch["prefix_len"]) + int(batch["thoughts"])
+        mask, positions = batch["attention_mask"], batch["position_ids"]
+        thinking = think(model, batch["input_ids"][:, :int(batch["prefix_len"])], mask, positions,
+                         int(batch["thoughts"]))
+        out = model(input_ids=batch["input_ids"][:, start:], attention_mask=mask,
+                    position_ids=positions[:, start:], use_cache=True,
+                    **{_cache_arg(model): returned_cache(thinking.out)})
+        labels = batch["labels"][:, start:]
+        return torch.nn.functional.cross_entropy(out.logits.float().flatten(0, 1), labels.flatten(),
+                                                 ignore_index=IGNORE)
+
+    def prompt(self, question: tuple[int, ...], blocks: int | None = None) -> list[int]:
+        """The text prefix `question <b>` (the thoughts and `</b>` follow at inference)."""
+        return [*question, self.special.open]
+
+    @torch.inference_mode()
+    def generate(self, model: PreTrainedModel, questions: list[tuple[int, ...]],
+                 blocks: int | None, max_new_tokens: int, ignore_eos: bool = False) -> Generation:
+        """Greedy `steps #### answer` after c*`blocks` thoughts (default `blocks`: latent_stages).
+
+        `forward_passes` counts the prefill, every thought, `</b>` and each decoding step;
+        `ttft_s` is the time to the first generated text token."""
+        n = self.thoughts_per_step * (self.latent_stages if blocks is None else blocks)
+        device = next(model.parameters()).device
+        ids, mask = left_pad([self.prompt(q) for q in questions], self.special.pad)
+        ids, mask = ids.to(device), mask.to(device)
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1]).expand(-1, n + 1)], dim=1)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        start = time.perf_counter()
+        thinking = think(model, ids, mask, positions, n)
+        close = torch.full_like(ids[:, :1], self.special.close)
+        out = model(input_ids=close, attention_mask=mask, position_ids=positions[:, -1:],
+                    use_cache=True, logits_to_keep=1,
+                    **{_cache_arg(model): returned_cache(thinking.out)})
+        token = out.logits[:, -1].argmax(-1)
+        _sync(device)
+        ttft = time.perf_counter() - start
+        eos = -1 if ignore_eos else self.special.eos
+        rows, steps = _decode(model, out, token, mask, positions[:, -1:] + 1, eos, max_new_tokens)
+        _sync(device)
+        total = time.perf_counter() - start
+        return Generation([_until(r, eos) for r in rows], ttft, total,
+                          thinking.passes + 1 + steps)
+
+
+def remaining_chain(ex: Example, k: int) -> tuple[int, ...]:
+    """The CoT chain without its first k steps: steps k+1..T then ` #### answer`."""
+    removed = tuple(itertools.chain.from_iterable(ex.steps[:k]))
+    if ex.cot[:len(removed)] != removed:
+        raise ValueError("the tokenised CoT chain does not start with the tokens of its steps "
+                         "(the tokenizer merges across step boundaries)")
+    return ex.cot[len(removed):]
+
+
+def collate_sequences(seqs: list[CoconutSequence], special: SpecialIds) -> dict[str, torch.Tensor]:
+    """Lay out sequences with the same number of thoughts as aligned columns (left-padded
+    prefixes, thought columns, right-padded `</b>` + text); see `Coconut.collate`."""
+    n = seqs[0].thoughts
+    if any(s.thoughts != n for s in seqs):
+        raise ValueError("every sequence of a batch needs the same number of thoughts")
+    width = max(len(s.prefix) for s in seqs)
+    length = width + n + 1 + max(len(s.text) for s in seqs)
+    ids = torch.full((len(seqs), length), special.pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), length), dtype=torch.long)
+    labels = torch.full((len(seqs), length), IGNORE, dtype=torch.long)
+    for b, s in enumerate(seqs):
+        suffix = (special.close, *s.text)
+        end = width + n + len(suffix)
+        ids[b, width - len(s.prefix):width] = torch.tensor(s.prefix)
+        ids[b, width:width + n] = special.memory
+        ids[b, width + n:end] = torch.tensor(suffix)
+        mask[b, width - len(s.prefix):end] = 1
+        labels[b, width + n:end] = torch.tensor((*s.text, special.eos))
+    return {"input_ids": ids, "attention_mask": mask,
+            "position_ids": (mask.cumsum(-1) - 1).clamp(min=0), "labels": labels,
+            "prefix_len": torch.tensor(width), "thoughts": torch.tensor(n)}
+
+
+def think(model: PreTrainedModel, prefix_ids: torch.Tensor, mask: torch.Tensor,
+          positions: torch.Tensor, n: int) -> Thinking:
+    """Prefill the left-padded `prefix_ids` [B, P], then run `n` thought passes on the KV cache.
+
+    Thought i sits at column P+i: its input embedding is the last hidden state of column P+i-1.
+    `mask` and `positions` cover at least the P+n columns (later columns are ignored)."""
+    width = prefix_ids.shape[1]
+    cache_arg = _cache_arg(model)
+    out = model(input_ids=prefix_ids, attention_mask=mask[:, :width],
+                position_ids=positions[:, :width], use_cache=True, output_hidden_states=n > 0,
+                logits_to_keep=1)
+    thoughts = []
+    for col in range(width, width + n):
+        thoughts.append(out.hidden_states[-1][:, -1])
+        out = model(inputs_embeds=thoughts[-1][:, None], attention_mask=mask[:, :col + 1],
+                    position_ids=positions[:, col:col + 1], use_cache=True,
+                    output_hidden_states=col + 1 < width + n, logits_to_keep=1,
+                    **{cache_arg: returned_cache(out)})
+    return Thinking(out, thoughts, 1 + n)
+
+
+def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded ids and their 0/1 attention mask."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for b, p in enumerate(prompts):
+        ids[b, width - len(p):] = torch.tensor(p)
+        mask[b, width - len(p):] = 1
+    return ids, mask
+
+
+def _decode(model: PreTrainedModel, out, token: torch.Tensor, mask: torch.Tensor,
+            next_pos: torch.Tensor, eos_id: int, max_new_tokens: int) -> tuple[list[list[int]], int]:
+    """Greedy decoding on the cache of `out` from the first token; returns rows and passes."""
+    cache_arg = _cache_arg(model)
+    generated, done, passes = [token], token == eos_id, 0
+    while len(generated) < max_new_tokens and not bool(done.all()):
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        out = model(input_ids=token[:, None], attention_mask=mask, position_ids=next_pos,
+                    use_cache=True, **{cache_arg: returned_cache(out)})
+        passes += 1
+        token = out.logits[:, -1].argmax(-1).masked_fill(done, eos_id)
+        generated.append(token)
+        done = done | (token == eos_id)
+        next_pos = next_pos + 1
+    return torch.stack(generated, dim=1).tolist(), passes
+
+
+def _cache_arg(model: PreTrainedModel) -> str:
+    """The KV-cache keyword of the model inside any DDP or PEFT wrapper."""
+    inner = getattr(model, "module", model)
+    if hasattr(inner, "get_base_model"):
+        inner = inner.get_base_model()
+    return cache_keyword(inner)
+
+
+def _until(row: list[int], eos_id: int) -> list[int]:
+    return row[: row.index(eos_id)] if eos_id in row else row
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,208 @@
+"""Coconut: cached thought passes equal a plain loop, the batched loss equals a per-example one,
+the curriculum lays out the expected sequences, batched generation equals unbatched, and a tiny
+run trains every stage and evaluates."""
+
+import json
+
+import pytest
+import torch
+from helpers import ARCHS, RECORDS, tiny_model, tiny_tokenizer, write_jsonl
+
+from rim.config import config_from_dict
+from rim.decoding import cache_keyword, returned_cache
+from rim.encode import encode
+from rim.errors import RimInputError
+from rim.evaluate import evaluate
+from rim.infer import load_run
+from rim.methods import Example, SpecialIds, make_method, method_options
+from rim.methods.coconut import Coconut, left_pad, think
+from rim.modeling import special_ids
+from rim.prepare import _check_fits
+from rim.progress import Reporter
+from rim.run import run_training
+from rim.tasks.chain import generate_chain
+
+TOL = 1e-5
+
+
+def embed(model, ids):
+    return model.get_input_embeddings()(torch.tensor(ids))
+
+
+def plain_thoughts(model, prefix, n):
+    """No cache, no padding: re-run the whole embedding sequence for every thought."""
+    embeds, states = embed(model, prefix), []
+    for _ in range(n):
+        states.append(model(inputs_embeds=embeds[None], output_hidden_states=True)
+                      .hidden_states[-1][0, -1])
+        embeds = torch.cat([embeds, states[-1][None]])
+    return embeds, states
+
+
+def coconut(tok, c=2, stages=2):
+    return make_method("coconut", special_ids(tok), 1, 2, thoughts_per_step=c, latent_stages=stages)
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_cached_thought_passes_equal_uncached_loop(arch):
+    tok = tiny_tokenizer()
+    model = tiny_model(arch, tok, seed=2)
+    method, n = coconut(tok), 4
+    prompts = [method.prompt(encode(r, tok).question) for r in RECORDS]
+    assert len({len(p) for p in prompts}) > 1, "questions of different lengths need padding"
+    ids, mask = left_pad(prompts, method.special.pad)
+    mask = torch.cat([mask, torch.ones(len(prompts), n + 1, dtype=torch.long)], dim=1)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        thinking = think(model, ids, mask, positions, n)
+        close = torch.full((len(prompts), 1), method.special.close)
+        logits = model(input_ids=close, attention_mask=mask, position_ids=positions[:, -1:],
+                       use_cache=True,
+                       **{cache_keyword(model): returned_cache(thinking.out)}).logits[:, -1]
+        for b, prompt in enumerate(prompts):
+            embeds, states = plain_thoughts(model, prompt, n)
+            for i in range(n):
+                torch.testing.assert_close(thinking.thoughts[i][b], states[i], atol=TOL, rtol=0)
+            embeds = torch.cat([embeds, embed(model, [method.special.close])])
+            ref = model(inputs_embeds=embeds[None]).logits[0, -1]
+            torch.testing.assert_close(logits[b], ref, atol=TOL, rtol=0)
+    assert thinking.passes == 1 + n
+
+
+def manual_loss(model, method, examples, stage):
+    """Per example, without padding or cache: summed text NLL over all examples / text tokens."""
+    total, count = 0.0, 0
+    for ex in examples:
+        seq = method.sequence(ex, stage)
+        embeds, _ = plain_thoughts(model, seq.prefix, seq.thoughts)
+        embeds = torch.cat([embeds, embed(model, [method.special.close, *seq.text])])
+        logits = model(inputs_embeds=embeds[None]).logits[0]
+        start = len(seq.prefix) + seq.thoughts  # the `</b>` row predicts the first text token
+        targets = torch.tensor([*seq.text, method.special.eos])
+        total = total + torch.nn.functional.cross_entropy(logits[start:], targets, reduction="sum")
+        count += len(targets)
+    return total / count
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+@pytest.mark.parametrize("stage", ["coconut1", "coconut2"])
+def test_training_loss_and_gradients_equal_per_example_computation(arch, stage):
+    tok = tiny_tokenizer()
+    model = tiny_model(arch, tok, seed=4)
+    method = coconut(tok)
+    examples = [encode(r, tok) for r in RECORDS]
+    params = [p for p in model.parameters() if p.requires_grad]
+    loss = method.loss(model, method.collate(examples, stage, 0.0))
+    ref = manual_loss(model, method, examples, stage)
+    torch.testing.assert_close(loss, ref, atol=TOL, rtol=0)
+    # equal gradients: they flow through the thought chain exactly as without cache
+    grads = torch.autograd.grad(loss, params)
+    ref_grads = torch.autograd.grad(ref, params)
+    for g, r in zip(grads, ref_grads):
+        assert torch.isfinite(g).all()
+        torch.testing.assert_close(g, r, atol=TOL, rtol=1e-4)
+
+
+SPECIAL = SpecialIds(open=90, memory=91, close=92, eos=93, pad=0)
+SEP = (30, 31)  # " ####"
+LONG = Example(question=(1, 2, 3), steps=((10, 11), (12,), (13, 14)), answer=(20,),
+               cot=(10, 11, 12, 13, 14, *SEP, 20))
+SHORT = Example(question=(4,), steps=((15,),), answer=(21, 22), cot=(15, *SEP, 21, 22))
+
+
+@pytest.mark.parametrize("stage,tokens,labels", [
+    ("coconut0", [1, 2, 3, 90, 92, 10, 11, 12, 13, 14, 30, 31, 20],
+     [10, 11, 12, 13, 14, 30, 31, 20, 93]),
+    ("coconut1", [1, 2, 3, 90, 91, 91, 92, 12, 13, 14, 30, 31, 20],
+     [12, 13, 14, 30, 31, 20, 93]),
+    ("coconut2", [1, 2, 3, 90, 91, 91, 91, 91, 92, 13, 14, 30, 31, 20],
+     [13, 14, 30, 31, 20, 93]),
+])
+def test_curriculum_sequences(stage, tokens, labels):
+    method = Coconut(SPECIAL, thoughts_per_step=2, latent_stages=2)
+    batch = method.collate([LONG], stage, 0.0)
+    assert batch["input_ids"][0].tolist() == tokens
+    assert batch["attention_mask"][0].tolist() == [1] * len(tokens)
+    assert batch["position_ids"][0].tolist() == list(range(len(tokens)))
+    close = len(tokens) - len(labels)  # `</b>` predicts the first text token
+    assert tokens[close] == SPECIAL.close
+    assert batch["labels"][0, close:].tolist() == labels
+    assert (batch["labels"][0, :close] == -100).all()
+    assert method.sequence_length(LONG, stage) == len(tokens)
+
+
+def test_fewer_steps_than_stage_still_get_all_thoughts_and_batch_aligns():
+    method = Coconut(SPECIAL, thoughts_per_step=2, latent_stages=2)
+    batch = method.collate([LONG, SHORT], "coconut2", 0.0)
+    assert int(batch["prefix_len"]) == 4 and int(batch["thoughts"]) == 4
+    assert batch["input_ids"].tolist() == [
+        [1, 2, 3, 90, 91, 91, 91, 91, 92, 13, 14, 30, 31, 20],
+        [0, 0, 4, 90, 91, 91, 91, 91, 92, 30, 31, 21, 22, 0],
+    ]
+    assert batch["attention_mask"][1].tolist() == [0, 0] + [1] * 11 + [0]
+    assert batch["position_ids"][1, 2:13].tolist() == list(range(11))
+    assert batch["labels"][1].tolist() == [-100] * 8 + [30, 31, 21, 22, 93, -100]
+
+
+def test_stages_settings_and_registration():
+    tok = tiny_tokenizer()
+    method = coconut(tok, c=3, stages=2)
+    assert method.stages == ("coconut0", "coconut1", "coconut2")
+    assert {method.settings(s) for s in method.stages} == {"stage2"}
+    assert (method.thoughts_per_step, method.latent_stages) == (3, 2)
+    cfg = config_from_dict({"method": {"name": "coconut", "thoughts_per_step": 3}})
+    assert method_options(cfg.method) == {"thoughts_per_step": 3, "latent_stages": 3}
+    with pytest.raises(ValueError):
+        method.settings("stage1")
+
+
+def test_context_check_counts_thoughts():
+    tok = tiny_tokenizer()
+    method, record = coconut(tok, c=2, stages=2), RECORDS[0]
+    ex = encode(record, tok)
+    longest = max(method.sequence_length(ex, s) for s in method.stages)
+    _check_fits(record, ex, method, longest)
+    with pytest.raises(RimInputError, match="positions"):
+        _check_fits(record, ex, method, longest - 1)
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_batched_generate_equals_unbatched(arch):
+    tok = tiny_tokenizer()
+    model = tiny_model(arch, tok, seed=5)
+    method = coconut(tok, c=2, stages=2)
+    questions = [encode(r, tok).question for r in RECORDS]
+    batched = method.generate(model, questions, None, max_new_tokens=6)
+    single = [method.generate(model, [q], None, max_new_tokens=6) for q in questions]
+    assert batched.ids == [g.ids[0] for g in single]
+    exact = method.generate(model, questions[:1], None, max_new_tokens=5, ignore_eos=True)
+    assert len(exact.ids[0]) == 5
+    assert exact.forward_passes == 1 + 4 + 1 + 4  # prefill, 2*2 thoughts, `</b>`, 4 decode steps
+    assert 0 < exact.ttft_s <= exact.total_s
+    fewer = method.generate(model, questions[:1], 1, max_new_tokens=5, ignore_eos=True)
+    assert fewer.forward_passes == 1 + 2 + 1 + 4
+
+
+def test_tiny_run_trains_every_stage_and_evaluates(tmp_path):
+    rows = [r.to_dict() for r in generate_chain(24, 0, ops=2)]
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    test = write_jsonl(tmp_path / "test.jsonl", [r.to_dict() for r in generate_chain(6, 1, ops=2)])
+    cfg = config_from_dict({
+        "model": {"scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
+                  "vocab_size": 48, "max_length": 64},
+        "data": {"train": str(train), "eval": str(test)},
+        "method": {"name": "coconut", "thoughts_per_step": 1, "latent_stages": 1},
+        "trainer": {"batch_size": 8, "log_every": 1, "max_new_tokens": 12, "eval_batch_size": 4,
+                    "stage2": {"steps": 2, "lr": 1e-3}},
+    })
+    result = run_training(cfg, tmp_path / "run", Reporter(enabled=False))
+    run_dir = tmp_path / "run"
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in metrics] == ["coconut0"] * 2 + ["coconut1"] * 2
+    for name in ("coconut0", "coconut1"):
+        assert (run_dir / "checkpoints" / name / "model.safetensors").is_file()
+    assert 0 <= result["accuracy"] <= 1
+    run = load_run(run_dir, device="cpu")
+    assert isinstance(run.method, Coconut) and run.method.latent_stages == 1
+    out = evaluate(run, generate_chain(4, 2, ops=2))
+    assert 0 <= out["accuracy"] <= 1 and len(out["predictions"]) == 4
