@@ -9,6 +9,12 @@ from rim.errors import RimInputError
 from rim.methods.base import COT_SEPARATOR, Example
 
 
+def texts_of(record: Record) -> list[str]:
+    """The texts of a record as `encode` tokenises them (to train a tokenizer on)."""
+    return [record.question.strip(), *(" " + t.strip() for t in (*record.steps, record.answer)),
+            " " + COT_SEPARATOR]
+
+
 def encode(record: Record, tok: PreTrainedTokenizerBase) -> Example:
     """Tokenise a record. The question gets the tokenizer's own special tokens (e.g. BOS);
     steps, answer and the CoT chain are tokenised as continuations (leading space, no BOS)."""

@@ -11,7 +11,7 @@ from rim.config import Config
 from rim.data.answers import check_answer
 from rim.data.readers import read_records
 from rim.data.records import Record
-from rim.encode import encode
+from rim.encode import encode, texts_of
 from rim.errors import RimInputError
 from rim.methods import Example, Method, make_method, method_options
 from rim.modeling import (
@@ -54,7 +54,7 @@ def prepare(cfg: Config) -> Prepared:
 
     dtype = DTYPES[cfg.model.dtype]
     if cfg.model.name_or_path is None:
-        texts = [t for r in records for t in (r.question, *r.steps, r.answer)]
+        texts = [t for r in records for t in texts_of(r)]
         tok = scratch_tokenizer(texts, cfg.model.vocab_size)
         model = build_model(cfg.model.scratch, tok, cfg.model.max_length, dtype)
     else:

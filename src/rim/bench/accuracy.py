@@ -154,10 +154,12 @@ def make_sweep(cfg: Config, methods: dict | list | None, seeds: list[int], *,
         if missing:
             raise RimInputError(f"method {missing[0]!r} is not in the sweep", source=source)
         methods = {m: methods[m] for m in only}
-    if not seeds or not all(isinstance(s, int) for s in seeds):
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
         raise RimInputError("'seeds' must be a non-empty list of integers", source=source)
     if not isinstance(concurrent, int) or concurrent < 1:
         raise RimInputError("'concurrent' must be at least 1", source=source)
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise RimInputError("'threads' must be at least 1", source=source)
     if task is not None:
         if not isinstance(task, dict) or "name" not in task:
             raise RimInputError("'task' needs a name (and train, test, seed, options)",
@@ -219,11 +221,11 @@ def run_sweep(sweep: Sweep, out: str | Path, console: Console | None = None,
     data = _data(sweep, out)
     jobs = [Job(m, s, sweep.run_config(m, s, data), out / "runs" / m / f"seed{s}")
             for m in sweep.methods for s in sweep.seeds]
+    todo = [j for j in jobs if not _finished(j)]
     (out / "sweep.yaml").write_text(yaml.safe_dump({
         "source": sweep.source, "config": sweep.config, "task": sweep.task, "data": data,
         "methods": sweep.methods, "seeds": sweep.seeds, "concurrent": sweep.concurrent,
         "threads": sweep.threads}, sort_keys=False))
-    todo = [j for j in jobs if not _finished(j)]
     skipped = len(jobs) - len(todo)
     failed: list[str] = []
     if train and todo:
@@ -468,6 +470,7 @@ def plot(summary: dict, path: Path) -> Path | None:
         for r in blocky:
             ks = range(1, len(r["per_block"]) + 1)
             ax.plot(list(ks), [100 * a for a in r["per_block"]], marker="o", label=r["method"])
+            ax.set_xticks(list(ks))
         ax.set_xlabel("memory blocks read")
         ax.set_ylabel("accuracy after block k (%), mean over seeds")
         ax.set_ylim(0, 100)

@@ -35,7 +35,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--thoughts-per-step", type=int, help="Coconut: c thoughts per stage (1)")
     p.add_argument("--latent-stages", type=int, help="Coconut: L stages, c*L thoughts (K)")
     p.add_argument("--warmup", type=int, help="warm-up rounds (2)")
-    p.add_argument("--repeats", type=int, help="timed rounds, median reported (5)")
+    p.add_argument("--repeats", type=int, help="timed rounds, median reported (10)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(func=cmd_latency)
 

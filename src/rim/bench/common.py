@@ -184,8 +184,8 @@ def random_model(cfg: ModelConfig, dtype: str = "float32", seed: int = 0) -> Ben
 def describe_model(model: PreTrainedModel) -> dict[str, Any]:
     """Architecture facts of a model for the results file."""
     config = model.config
-    keys = ("model_type", "n_layer", "num_hidden_layers", "n_embd", "hidden_size", "n_head",
-            "num_attention_heads", "num_key_value_heads", "intermediate_size", "vocab_size")
+    keys = ("model_type", "num_hidden_layers", "hidden_size", "num_attention_heads",
+            "num_key_value_heads", "intermediate_size", "vocab_size")
     info = {k: getattr(config, k) for k in keys if isinstance(getattr(config, k, None), (int, str))}
     info["parameters"] = sum(p.numel() for p in model.parameters())
     info["dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")

@@ -11,8 +11,9 @@ model answers exactly as long as a trained one would:
 
 Per method and batch size, after warm-up, the median over repeats of:
 
-* `ttft_ms`: time to the first *answer* token: a generation of C + 1 tokens for CoT, of 1 token
-  for the others (Coconut's thoughts included), from the prefill to the synchronised end;
+* `ttft_ms`: time to the first *answer* token, from the prefill to the synchronised token:
+  the method's own `Generation.ttft_s` (Coconut's thoughts included), and for CoT, whose first
+  token is not the answer, the whole time of a separate generation of C + 1 tokens;
 * `latency_ms`: the whole answer (C + A or A tokens);
 * `answers_per_s`: batch / latency;
 * `forward_passes`, `generated_tokens`, `prompt_tokens` per question.
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import random
 import statistics
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,7 @@ class LatencySettings:
     latent_stages: int | None = None
     """Coconut: latent stages L (c x L thoughts); None: K."""
     warmup: int = 2
-    repeats: int = 5
+    repeats: int = 10
     threads: int | None = None
     """torch CPU threads (None: torch's default)."""
     seed: int = 0
@@ -107,6 +107,7 @@ def run_latency(settings: LatencySettings, out: str | Path,
                 console: Console | None = None) -> dict[str, Any]:
     """Time every method of `settings` at every batch size; write latency.json/.md/.png to `out`."""
     out = Path(out)
+    load = report.load_average()
     methods = check_methods(settings.methods or default_methods())
     _check(settings)
     if settings.threads:
@@ -127,11 +128,14 @@ def run_latency(settings: LatencySettings, out: str | Path,
         for i in range(settings.warmup + settings.repeats):
             for name, method in built.items():
                 before = settings.chain_tokens if name == "cot" else 0
-                first = method.generate(model, questions, None, before + 1, ignore_eos=True)
                 full = method.generate(model, questions, None, before + settings.answer_tokens,
                                        ignore_eos=True)
+                ttft = full.ttft_s
+                if before:  # the answer starts after the chain: time a run up to its 1st token
+                    ttft = method.generate(model, questions, None, before + 1,
+                                           ignore_eos=True).total_s
                 if i >= settings.warmup:
-                    timings[name]["ttft"].append(first.total_s)
+                    timings[name]["ttft"].append(ttft)
                     timings[name]["total"].append(full.total_s)
                     timings[name]["first"].append(full.ttft_s)
                 last[name] = full
@@ -160,7 +164,7 @@ def run_latency(settings: LatencySettings, out: str | Path,
         "model": {"source": bench.source, **describe_model(model)},
         "settings": {**asdict(settings), "methods": methods, "blocks": blocks,
                      "block_size": block_size, "latent_stages": latent},
-        "environment": report.environment(),
+        "environment": report.environment(load),
         "rows": rows,
     }
     _write(result, out, console)
@@ -246,9 +250,11 @@ def _write(result: dict, out: Path, console: Console | None) -> None:
         f"{result['model']['parameters'] / 1e6:.1f}M parameters, {result['model']['dtype']}. "
         f"Question {s['question_tokens']} tokens, answer {s['answer_tokens']}, CoT chain "
         f"{s['chain_tokens']} + answer; K = {s['blocks']} blocks of M = {s['block_size']}; "
+        f"Coconut {s['thoughts_per_step']} x {s['latent_stages']} thoughts; "
         f"lengths forced (ignore_eos). Median of {s['repeats']} repeats after {s['warmup']} "
         "warm-up rounds.",
         "First answer token: for CoT after the whole chain; for Coconut after its thoughts.",
+        report.load_note(result["environment"]),
     ]
     report.write_markdown(out / "latency.md", title, result["rows"], COLUMNS, notes,
                           image.name if image else None)
@@ -272,7 +278,7 @@ def plot(result: dict, path: Path) -> Path | None:
                            (axes[1], "answers_per_s", "answers per second")):
         series = {f"batch {b}": [value[(m, b)][key] for m in methods] for b in batches}
         report.grouped_bars(ax, methods, series)
-        ax.set_yscale("log")
+        report.log_axis(ax)
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
         ax.legend()

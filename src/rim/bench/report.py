@@ -132,6 +132,17 @@ def grouped_bars(ax, groups: Sequence[str], series: dict[str, Sequence[float]],
     ax.set_xticklabels(groups)
 
 
+def log_axis(ax) -> None:
+    """A logarithmic y axis with plain numbers as tick labels."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25"
+                                               else ""))
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+
+
 def device_description(device: str) -> str:
     """The device in words: the GPU name, or the CPU model and torch's thread count."""
     import torch
@@ -152,8 +163,9 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def environment() -> dict[str, Any]:
-    """Versions and machine facts that a timing depends on."""
+def environment(load_at_start: float | None = None) -> dict[str, Any]:
+    """Versions and machine facts that a timing depends on, with the 1-minute load average now
+    (and at the start of the benchmark, if given): other work on the machine skews timings."""
     import os
 
     import torch
@@ -161,4 +173,22 @@ def environment() -> dict[str, Any]:
 
     return {"python": platform.python_version(), "torch": torch.__version__,
             "transformers": transformers.__version__, "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "load_average_1m_start": load_at_start, "load_average_1m_end": load_average()}
+
+
+def load_note(env: dict[str, Any]) -> str:
+    """A sentence on the machine's load during a timing (from `environment`)."""
+    return (f"Machine load (1-minute average) {env.get('load_average_1m_start')} at the start, "
+            f"{env.get('load_average_1m_end')} at the end, on {env.get('cpu_count')} CPUs; "
+            f"torch {env.get('torch')}, transformers {env.get('transformers')}.")
+
+
+def load_average() -> float | None:
+    """The machine's 1-minute load average (None where the OS has none)."""
+    import os
+
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None

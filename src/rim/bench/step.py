@@ -19,7 +19,6 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from rich.console import Console
@@ -74,6 +73,7 @@ COLUMNS = [
 def run_step(settings: StepSettings, out: str | Path, console: Console | None = None) -> dict:
     """Time RiM stage-1 and stage-2 steps and matching SFT steps; write step.json/.md/.png."""
     out = Path(out)
+    load = report.load_average()
     _check(settings)
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -135,7 +135,7 @@ def run_step(settings: StepSettings, out: str | Path, console: Console | None = 
         "attention": getattr(model.config, "_attn_implementation", None),
         "settings": asdict(settings),
         "target_ratio": TARGET_RATIO,
-        "environment": report.environment(),
+        "environment": report.environment(load),
         "rows": rows,
     }
     _write(result, out, console)
@@ -217,6 +217,7 @@ def _write(result: dict, out: Path, console: Console | None) -> None:
         "SFT: the same [batch, length] of CoT text, 2D causal mask, the model's own loss.",
         f"Step = forward + backward + clip + AdamW; median of {s['repeats']} after "
         f"{s['warmup']} warm-up steps. Target: ratio at most {result['target_ratio']}.",
+        report.load_note(result["environment"]),
     ]
     report.write_markdown(out / "step.md", title, result["rows"], COLUMNS, notes,
                           image.name if image else None)
@@ -239,7 +240,7 @@ def plot(result: dict, path: Path) -> Path | None:
         ax.annotate(f"{r['ratio']:.2f}x", (i, max(r["rim_ms"], r["sft_ms"])),
                     ha="center", va="bottom")
     ax.set_ylabel("ms per training step")
-    ax.set_ylim(0, 1.15 * max(max(r["rim_ms"], r["sft_ms"]) for r in rows))
-    ax.legend(loc="lower right")
+    ax.set_ylim(0, 1.35 * max(max(r["rim_ms"], r["sft_ms"]) for r in rows))
+    ax.legend(loc="upper center", ncol=2, fontsize=8)
     ax.set_title(result["device"], fontsize=9)
     return report.save_figure(fig, path)

@@ -34,6 +34,7 @@ DEFAULT_CHECKER: dict[str, str] = {
     "prontoqa": "bool",
     "multiplication": "digits",
     "mult": "digits",
+    "chain": "exact",
 }
 
 REL_TOL = 1e-6

@@ -9,6 +9,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from rim.data.generators import GENERATORS, generate
 from rim.data.readers import FORMATS, read_records
 from rim.data.writers import WRITE_FORMATS, format_for_path, write_records
@@ -33,6 +35,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="multiplication: rebuild the records for the operands of this file",
     )
     gen.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE",
+        help="any other option of the task's generator, e.g. --option ops=3 (repeatable)",
+    )
+    gen.add_argument(
         "--format", choices=WRITE_FORMATS, default=None, help="default: from the suffix of --out"
     )
     gen.set_defaults(func=cmd_generate)
@@ -47,7 +53,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Handler of ``rim data generate``: generate, then write the file atomically."""
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = dict(_parse_option(item) for item in args.option)
     if args.digits is not None:
         options["digits"] = args.digits
     if args.operands_from is not None:
@@ -60,6 +66,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     path = write_records(records, args.out, fmt)
     print(f"wrote {len(records)} {args.task} records to {path}")
     return 0
+
+
+def _parse_option(item: str) -> tuple[str, Any]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise RimInputError(f"--option {item!r} is not KEY=VALUE")
+    parsed = yaml.safe_load(value)
+    return key, tuple(parsed) if isinstance(parsed, list) else parsed
 
 
 def cmd_stats(args: argparse.Namespace) -> int:

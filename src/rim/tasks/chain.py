@@ -10,8 +10,10 @@ intermediate steps help with.
 from __future__ import annotations
 
 import random
+import re
 
 from rim.data.records import Record
+from rim.errors import RimInputError
 
 DEFAULT_MOVES = ("+1", "*3", "-2")
 
@@ -29,8 +31,15 @@ def apply(value: int, move: str) -> int:
 
 
 def generate_chain(n: int, seed: int, ops: int = 4,
-                   moves: tuple[str, ...] = DEFAULT_MOVES) -> list[Record]:
-    """`n` seeded digit chains of `ops` moves drawn from `moves`."""
+                   moves: tuple[str, ...] | str = DEFAULT_MOVES) -> list[Record]:
+    """`n` seeded digit chains of `ops` moves drawn from `moves` (a tuple or a string such as
+    `"+1 *3 -2"`)."""
+    moves = tuple(moves.split()) if isinstance(moves, str) else tuple(map(str, moves))
+    for move in moves:
+        if not re.fullmatch(r"[+-][0-9]|\*[1379]", move):
+            raise RimInputError(f"chain: bad move {move!r} (use +d, -d or *1, *3, *7, *9)")
+    if ops < 1:
+        raise RimInputError("chain: ops must be at least 1")
     rng = random.Random(seed)
     records = []
     for _ in range(n):

@@ -16,6 +16,8 @@ from rim.data.generators.prontoqa import generate_prontoqa
 from rim.data.generators.prosqa import generate_prosqa
 from rim.data.records import Record
 from rim.errors import RimInputError
+from rim.tasks.chain import generate_chain
+from rim.tasks.lookup import generate_lookup
 
 Generator = Callable[..., list[Record]]
 
@@ -24,6 +26,8 @@ GENERATORS: dict[str, Generator] = {
     "prosqa": generate_prosqa,
     "prontoqa": generate_prontoqa,
     "gsm": generate_gsm,
+    "chain": generate_chain,
+    "lookup": generate_lookup,
 }
 
 

@@ -1,0 +1,224 @@
+"""Benchmarks on tiny settings: the structure of what they write, never their timings."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rim.bench.accuracy import load_sweep, run_sweep
+from rim.bench.common import default_methods, load_settings
+from rim.bench.latency import LatencySettings
+from rim.bench.step import StepSettings, run_step
+from rim.cli import main
+from rim.errors import RimInputError
+from rim.methods import METHODS
+from rim.tasks.lookup import generate_lookup
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_MODEL = {"scratch": {"model_type": "gpt2", "n_layer": 2, "n_embd": 32, "n_head": 2},
+              "vocab_size": 48, "max_length": 96}
+
+try:
+    import matplotlib  # noqa: F401
+    HAS_PLOT = True
+except ImportError:
+    HAS_PLOT = False
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    path = tmp_path / "model.yaml"
+    path.write_text(yaml.safe_dump({"model": TINY_MODEL}))
+    return path
+
+
+def written(out: Path, name: str) -> dict:
+    assert (out / f"{name}.json").is_file() and (out / f"{name}.md").is_file()
+    assert (out / f"{name}.png").is_file() == HAS_PLOT
+    return json.loads((out / f"{name}.json").read_text())
+
+
+# --- latency -----------------------------------------------------------------------------------
+
+def test_latency_rows_per_method_and_batch(tiny_model, tmp_path):
+    out = tmp_path / "latency"
+    assert main(["bench", "latency", "--model", str(tiny_model), "--out", str(out),
+                 "--batches", "1", "3", "--repeats", "1", "--warmup", "0",
+                 "--question-tokens", "6", "--answer-tokens", "2", "--chain-tokens", "3",
+                 "--blocks", "2"]) == 0
+    result = written(out, "latency")
+    assert {"device", "rows", "model", "settings"} <= set(result)
+    methods = default_methods()
+    assert set(methods) == set(METHODS)
+    assert [(r["method"], r["batch"]) for r in result["rows"]] == [
+        (m, b) for b in (1, 3) for m in methods]
+    for row in result["rows"]:
+        for key in ("ttft_ms", "latency_ms", "answers_per_s", "forward_passes",
+                    "generated_tokens", "prompt_tokens"):
+            assert key in row, key
+        cot = row["method"] == "cot"
+        assert row["generated_tokens"] == (5 if cot else 2)
+        if row["method"] in ("nocot", "cot", "pause", "rim"):
+            assert row["forward_passes"] == row["generated_tokens"]
+    rows = {r["method"]: r for r in result["rows"] if r["batch"] == 1}
+    assert rows["rim"]["prompt_tokens"] == rows["nocot"]["prompt_tokens"] + 2 * 4
+    if "coconut" in rows:  # c x L = 2 thoughts and `</b>` are passes without a token
+        assert rows["coconut"]["passes_without_token"] == 3
+    assert "| rim |" in (out / "latency.md").read_text()
+
+
+def saved_run(path: Path) -> Path:
+    """A run's model directory as `rim train` writes it, with an untrained tiny model."""
+    from helpers import tiny_model, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    tiny_model("gpt2", tok).save_pretrained(path)
+    tok.save_pretrained(path)
+    (path / "rim.json").write_text(json.dumps({"method": "rim", "blocks": 3, "block_size": 2}))
+    return path
+
+
+def test_latency_on_a_trained_run(tmp_path):
+    from rim.bench.latency import run_latency
+
+    run = saved_run(tmp_path / "run")
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"question": "3 +1 ?", "steps": [], "answer": "4"}) + "\n")
+    settings = LatencySettings(run=str(run), data=str(data), methods=["nocot", "rim"],
+                               batches=[2], repeats=1, warmup=0, answer_tokens=1, chain_tokens=1)
+    result = run_latency(settings, tmp_path / "out")
+    assert result["settings"]["blocks"] == 3  # the run's K
+    assert [r["method"] for r in result["rows"]] == ["nocot", "rim"]
+
+
+def test_bench_settings_files_are_valid():
+    for path in sorted((REPO / "configs" / "bench").glob("latency-*.yaml")):
+        settings = load_settings(LatencySettings, path, ("model", "run", "data"))
+        assert Path(settings.model).is_file(), path
+    for path in sorted((REPO / "configs" / "bench").glob("step-*.yaml")):
+        load_settings(StepSettings, path, ("model",))
+    for path in sorted((REPO / "configs" / "bench").glob("accuracy-*.yaml")):
+        sweep = load_sweep(path)
+        assert len(sweep.seeds) >= 3 and sweep.task is not None, path
+    with pytest.raises(RimInputError, match="unknown setting"):
+        from rim.bench.common import settings_from_dict
+        settings_from_dict(LatencySettings, {"batch": [1]})
+
+
+# --- step --------------------------------------------------------------------------------------
+
+def test_step_rows_and_ratio(tiny_model, tmp_path):
+    settings = StepSettings(model=str(tiny_model), batch_size=4, ops=2, blocks=2, repeats=1,
+                            warmup=0)
+    result = run_step(settings, tmp_path / "step")
+    assert written(tmp_path / "step", "step") == json.loads(json.dumps(result))
+    assert [r["stage"] for r in result["rows"]] == ["stage1", "stage2"]
+    for row in result["rows"]:
+        assert row["tokens"] == row["batch"] * row["seq_len"] and row["batch"] == 4
+        assert row["ratio"] == pytest.approx(row["rim_ms"] / row["sft_ms"])
+        assert {"collate_ms", "ratio_with_collate", "meets_target"} <= set(row)
+    assert result["target_ratio"] == 1.3
+
+
+# --- accuracy ----------------------------------------------------------------------------------
+
+def sweep_file(tmp_path: Path, methods, seeds, concurrent=1) -> Path:
+    sweep = {
+        "config": {"model": TINY_MODEL, "method": {"blocks": 2, "latent_stages": 1},
+                   "trainer": {"batch_size": 16, "log_every": 5, "threads": 1,
+                               "eval_batch_size": 32, "max_new_tokens": 8,
+                               "stage1": {"steps": 3}, "stage2": {"steps": 3}}},
+        "task": {"name": "lookup", "train": 48, "test": 8,
+                 "options": {"symbols": 4, "min_hops": 1, "max_hops": 2}},
+        "methods": methods, "seeds": seeds, "concurrent": concurrent,
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    return path
+
+
+def test_accuracy_sweep_summarises_and_resumes(tmp_path, monkeypatch):
+    import rim.run
+
+    methods = {"nocot": {"trainer.stage2.steps": 6}, "rim": {}}
+    out = tmp_path / "out"
+    summary = run_sweep(load_sweep(sweep_file(tmp_path, methods, [0, 1, 2])), out)
+    assert summary["finished_runs"] == 6 and summary["failed"] == []
+    written(out, "accuracy")
+    rows = {r["method"]: r for r in summary["rows"]}
+    assert set(rows) == {"nocot", "rim"}
+    for row in rows.values():
+        assert row["seeds"] == 3 and len(row["seed_accuracies"]) == 3
+        assert 0 <= row["accuracy"] <= 1 and row["stderr"] is not None
+    assert rows["nocot"]["steps"] == 6 and rows["rim"]["steps"] == 6
+    assert len(rows["rim"]["per_block"]) == 2 and rows["nocot"]["per_block"] is None
+    config = yaml.safe_load((out / "runs" / "rim" / "seed2" / "config.yaml").read_text())
+    assert config["trainer"]["seed"] == 2 and config["method"]["name"] == "rim"
+
+    # resume: finished runs are skipped, an interrupted one (no eval.json) is trained again
+    (out / "runs" / "nocot" / "seed1" / "eval.json").unlink()
+    trained = []
+    real = rim.run.run_training
+    monkeypatch.setattr(rim.run, "run_training",
+                        lambda cfg, path, reporter=None: trained.append(path) or real(cfg, path,
+                                                                                      reporter))
+    summary = run_sweep(load_sweep(sweep_file(tmp_path, methods, [0, 1, 2])), out)
+    assert trained == [out / "runs" / "nocot" / "seed1"]
+    assert summary["skipped"] == 5 and summary["finished_runs"] == 6
+
+    # a finished run trained with another config is not silently mixed in
+    changed = {"nocot": {"trainer.stage2.steps": 7}, "rim": {}}
+    with pytest.raises(RimInputError, match="another config"):
+        run_sweep(load_sweep(sweep_file(tmp_path, changed, [0])), out)
+
+
+def test_accuracy_sweep_runs_concurrent_subprocesses(tmp_path):
+    out = tmp_path / "out"
+    assert main(["bench", "accuracy", str(sweep_file(tmp_path, ["pause"], [0, 1], concurrent=2)),
+                 "--out", str(out)]) == 0
+    summary = written(out, "accuracy")
+    assert summary["finished_runs"] == 2
+    assert sorted(p.name for p in (out / "logs").iterdir()) == ["pause-seed0.log",
+                                                               "pause-seed1.log"]
+
+
+def test_sweep_errors_name_the_problem(tmp_path):
+    with pytest.raises(RimInputError, match="unknown method"):
+        load_sweep(sweep_file(tmp_path, ["nope"], [0]))
+    with pytest.raises(RimInputError, match="seeds"):
+        load_sweep(sweep_file(tmp_path, ["rim"], []))
+
+
+# --- the lookup task ---------------------------------------------------------------------------
+
+def test_lookup_records_follow_the_map():
+    records = generate_lookup(200, seed=3)
+    assert records == generate_lookup(200, seed=3)
+    for r in records:
+        table, query = r.question.split(" | ")
+        pairs = [tuple(p.split(">")) for p in table.replace(" > ", ">").split(" ")]
+        assert [k for k, _ in pairs] == list("abcdefghij")  # fixed key order
+        mapping = dict(pairs)
+        assert sorted(mapping.values()) == list("abcdefghij")
+        assert all(k != v for k, v in mapping.items())
+        start, hops = query.split()
+        assert 2 <= int(hops) <= 4 and len(r.steps) == int(hops)
+        x = start
+        for step in r.steps:
+            x = mapping[x]
+            assert step == x
+        assert r.answer == r.steps[-1]
+
+
+def test_lookup_variants():
+    shuffled = generate_lookup(20, seed=0, order="shuffled")
+    assert any(not r.question.startswith("a > ") for r in shuffled)
+    learned = generate_lookup(50, seed=0, table="learned", symbols=5, min_hops=1, max_hops=1)
+    answers = {}
+    for r in learned:
+        assert len(r.question.split()) == 2
+        answers.setdefault(r.question, r.answer)
+        assert answers[r.question] == r.answer  # one map for every example
+    with pytest.raises(RimInputError):
+        generate_lookup(5, seed=0, min_hops=3, max_hops=2)
