@@ -9,13 +9,13 @@ import torch
 from helpers import ARCHS, RECORDS, tiny_model, tiny_tokenizer, write_jsonl
 
 from rim.config import config_from_dict
-from rim.decoding import cache_keyword, returned_cache
+from rim.decoding import cache_keyword, left_pad, returned_cache
 from rim.encode import encode
 from rim.errors import RimInputError
 from rim.evaluate import evaluate
 from rim.infer import load_run
 from rim.methods import Example, SpecialIds, make_method, method_options
-from rim.methods.coconut import Coconut, left_pad, think
+from rim.methods.coconut import Coconut, think
 from rim.modeling import special_ids
 from rim.prepare import _check_fits
 from rim.progress import Reporter

@@ -32,26 +32,31 @@ def greedy_generate(model: PreTrainedModel, prompts: list[list[int]], pad_id: in
     if ignore_eos:
         eos_id = -1
     device = next(model.parameters()).device
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for b, p in enumerate(prompts):
-        ids[b, width - len(p):] = torch.tensor(p)
-        mask[b, width - len(p):] = 1
+    ids, mask = left_pad(prompts, pad_id)
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-
-    cache_arg = cache_keyword(model)
     start = time.perf_counter()
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                 logits_to_keep=1)
     token = out.logits[:, -1].argmax(-1)
-    _sync(device)
+    sync(device)
     ttft = time.perf_counter() - start
-    passes = 1
-    generated = [token]
-    done = token == eos_id
-    next_pos = positions[:, -1:] + 1
+    rows, passes = continue_greedy(model, out, token, mask, positions[:, -1:] + 1, eos_id,
+                                   max_new_tokens)
+    sync(device)
+    return Generation(rows, ttft, time.perf_counter() - start, 1 + passes)
+
+
+def continue_greedy(model: PreTrainedModel, out, token: torch.Tensor, mask: torch.Tensor,
+                    next_pos: torch.Tensor, eos_id: int,
+                    max_new_tokens: int) -> tuple[list[list[int]], int]:
+    """Greedy decoding on the KV cache of `out`, from the already chosen first `token` [B].
+
+    `mask` covers the cached columns, `next_pos` [B, 1] is the position of `token`. Returns the
+    generated rows cut before EOS, and the number of forward passes run.
+    """
+    cache_arg = cache_keyword(model)
+    generated, done, passes = [token], token == eos_id, 0
     while len(generated) < max_new_tokens and not bool(done.all()):
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         out = model(input_ids=token[:, None], attention_mask=mask, position_ids=next_pos,
@@ -61,15 +66,28 @@ def greedy_generate(model: PreTrainedModel, prompts: list[list[int]], pad_id: in
         generated.append(token)
         done = done | (token == eos_id)
         next_pos = next_pos + 1
-    _sync(device)
-    total = time.perf_counter() - start
     rows = torch.stack(generated, dim=1).tolist()
-    return Generation([_until(r, eos_id) for r in rows], ttft, total, passes)
+    return [r[: r.index(eos_id)] if eos_id in r else r for r in rows], passes
+
+
+def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded ids [B, width] and their 0/1 attention mask."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for b, p in enumerate(prompts):
+        ids[b, width - len(p):] = torch.tensor(p)
+        mask[b, width - len(p):] = 1
+    return ids, mask
 
 
 def cache_keyword(model: PreTrainedModel) -> str:
-    """Name of the KV-cache argument: `cache` (transformers >= 5.2x) or `past_key_values`."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    """Name of the KV-cache argument of the model inside any DDP or PEFT wrapper: `cache`
+    (transformers >= 5.2x) or `past_key_values`."""
+    inner = getattr(model, "module", model)
+    if hasattr(inner, "get_base_model"):
+        inner = inner.get_base_model()
+    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
 
 
 def returned_cache(out):
@@ -78,10 +96,7 @@ def returned_cache(out):
     return out.get("past_key_values") if cache is None else cache
 
 
-def _until(row: list[int], eos_id: int) -> list[int]:
-    return row[: row.index(eos_id)] if eos_id in row else row
-
-
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device, so that wall-clock timings are right on CUDA."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -25,6 +25,7 @@ from rich.console import Console
 
 from rim.bench import report
 from rim.bench.common import describe_model, model_config
+from rim.decoding import sync
 from rim.encode import encode
 from rim.errors import RimInputError
 from rim.methods.rim import RiM
@@ -186,7 +187,7 @@ def _sft_batch(examples, shape: torch.Size, tok) -> dict[str, torch.Tensor]:
 def _train_step(model, optimizer, params, loss_fn, batch, precision: str,
                 device: torch.device) -> float:
     """One optimizer step (forward, backward, clip, AdamW); its synchronised seconds."""
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
@@ -194,13 +195,9 @@ def _train_step(model, optimizer, params, loss_fn, batch, precision: str,
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     optimizer.step()
-    _sync(device)
+    sync(device)
     return time.perf_counter() - start
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _write(result: dict, out: Path, console: Console | None) -> None:

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel
 
-from rim.decoding import Generation, cache_keyword, returned_cache
+from rim.decoding import Generation, cache_keyword, continue_greedy, left_pad, returned_cache, sync
 from rim.methods.base import Example, SpecialIds
 from rim.segments import IGNORE
 
@@ -127,7 +127,7 @@ class Coconut:
                          int(batch["thoughts"]))
         out = model(input_ids=batch["input_ids"][:, start:], attention_mask=mask,
                     position_ids=positions[:, start:], use_cache=True,
-                    **{_cache_arg(model): returned_cache(thinking.out)})
+                    **{cache_keyword(model): returned_cache(thinking.out)})
         labels = batch["labels"][:, start:]
         return torch.nn.functional.cross_entropy(out.logits.float().flatten(0, 1), labels.flatten(),
                                                  ignore_index=IGNORE)
@@ -154,16 +154,15 @@ class Coconut:
         close = torch.full_like(ids[:, :1], self.special.close)
         out = model(input_ids=close, attention_mask=mask, position_ids=positions[:, -1:],
                     use_cache=True, logits_to_keep=1,
-                    **{_cache_arg(model): returned_cache(thinking.out)})
+                    **{cache_keyword(model): returned_cache(thinking.out)})
         token = out.logits[:, -1].argmax(-1)
-        _sync(device)
+        sync(device)
         ttft = time.perf_counter() - start
         eos = -1 if ignore_eos else self.special.eos
-        rows, steps = _decode(model, out, token, mask, positions[:, -1:] + 1, eos, max_new_tokens)
-        _sync(device)
-        total = time.perf_counter() - start
-        return Generation([_until(r, eos) for r in rows], ttft, total,
-                          thinking.passes + 1 + steps)
+        rows, steps = continue_greedy(model, out, token, mask, positions[:, -1:] + 1, eos,
+                                      max_new_tokens)
+        sync(device)
+        return Generation(rows, ttft, time.perf_counter() - start, thinking.passes + 1 + steps)
 
 
 def remaining_chain(ex: Example, k: int) -> tuple[int, ...]:
@@ -206,7 +205,7 @@ def think(model: PreTrainedModel, prefix_ids: torch.Tensor, mask: torch.Tensor,
     Thought i sits at column P+i: its input embedding is the last hidden state of column P+i-1.
     `mask` and `positions` cover at least the P+n columns (later columns are ignored)."""
     width = prefix_ids.shape[1]
-    cache_arg = _cache_arg(model)
+    cache_arg = cache_keyword(model)
     out = model(input_ids=prefix_ids, attention_mask=mask[:, :width],
                 position_ids=positions[:, :width], use_cache=True, output_hidden_states=n > 0,
                 logits_to_keep=1)
@@ -218,48 +217,3 @@ def think(model: PreTrainedModel, prefix_ids: torch.Tensor, mask: torch.Tensor,
                     output_hidden_states=col + 1 < width + n, logits_to_keep=1,
                     **{cache_arg: returned_cache(out)})
     return Thinking(out, thoughts, 1 + n)
-
-
-def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded ids and their 0/1 attention mask."""
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for b, p in enumerate(prompts):
-        ids[b, width - len(p):] = torch.tensor(p)
-        mask[b, width - len(p):] = 1
-    return ids, mask
-
-
-def _decode(model: PreTrainedModel, out, token: torch.Tensor, mask: torch.Tensor,
-            next_pos: torch.Tensor, eos_id: int, max_new_tokens: int) -> tuple[list[list[int]], int]:
-    """Greedy decoding on the cache of `out` from the first token; returns rows and passes."""
-    cache_arg = _cache_arg(model)
-    generated, done, passes = [token], token == eos_id, 0
-    while len(generated) < max_new_tokens and not bool(done.all()):
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        out = model(input_ids=token[:, None], attention_mask=mask, position_ids=next_pos,
-                    use_cache=True, **{cache_arg: returned_cache(out)})
-        passes += 1
-        token = out.logits[:, -1].argmax(-1).masked_fill(done, eos_id)
-        generated.append(token)
-        done = done | (token == eos_id)
-        next_pos = next_pos + 1
-    return torch.stack(generated, dim=1).tolist(), passes
-
-
-def _cache_arg(model: PreTrainedModel) -> str:
-    """The KV-cache keyword of the model inside any DDP or PEFT wrapper."""
-    inner = getattr(model, "module", model)
-    if hasattr(inner, "get_base_model"):
-        inner = inner.get_base_model()
-    return cache_keyword(inner)
-
-
-def _until(row: list[int], eos_id: int) -> list[int]:
-    return row[: row.index(eos_id)] if eos_id in row else row
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
