@@ -41,3 +41,15 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
 def test_missing_config_file(tmp_path):
     with pytest.raises(RimInputError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_shipped_training_configs_validate():
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    paths = [*sorted((repo / "configs" / "examples").glob("*.yaml")),
+             repo / "src" / "rim" / "configs" / "quickstart.yaml"]
+    assert len(paths) >= 3
+    for path in paths:
+        cfg = load_config(path)
+        assert cfg.method.name in ("rim", "pause", "nocot", "cot", "coconut"), path

@@ -57,6 +57,8 @@ def train(prep: Prepared, run_dir: Path, reporter: Reporter) -> Path:
         project_dir=str(run_dir),
     )
     accelerator.init_trackers("tb")
+    if not accelerator.is_main_process:
+        reporter = Reporter(enabled=False)
     set_seed(cfg.trainer.seed)
     model = accelerator.prepare(prep.model)
     accelerator.wait_for_everyone()  # the main process has created run_dir
@@ -103,9 +105,7 @@ def _run_stage(prep: Prepared, model: torch.nn.Module, stage: str, accelerator: 
     start = time.perf_counter()
     task = reporter.start_stage(stage, steps)
     while step < steps:
-        for batch in loader:
-            collator.progress = fading_progress(step, steps, cfg.method.fade_start,
-                                                cfg.method.fade_end)
+        for batch in loader:  # laid out by the collator at the curriculum's current progress
             with accelerator.accumulate(model):
                 loss = prep.method.loss(model, batch)
                 accelerator.backward(loss)
@@ -120,6 +120,8 @@ def _run_stage(prep: Prepared, model: torch.nn.Module, stage: str, accelerator: 
                 continue
             step += 1
             global_step += 1
+            collator.progress = fading_progress(step, steps, cfg.method.fade_start,
+                                                cfg.method.fade_end)
             if step % cfg.trainer.log_every == 0 or step == steps:
                 elapsed = time.perf_counter() - start
                 row = {"step": global_step, "stage": stage, "stage_step": step,
