@@ -37,3 +37,21 @@ def test_rim_data_generate_chain_with_options(tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 5 and all(len(r["steps"]) == 2 for r in rows)
     assert all(set(r["question"].split()[1:-1]) <= {"+1", "*3"} for r in rows)
+
+
+def test_data_stats_compares_prosqa_graphs(tmp_path, shared_data, capsys):
+    out = tmp_path / "p.json"
+    assert main(["data", "generate", "prosqa", "--n", "40", "--seed", "0", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["data", "stats", str(out), "--compare",
+                 str(shared_data / "prosqa" / "valid.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "ProsQA graph statistics" in printed and "edges (mean)" in printed
+    assert "22.82" in printed  # the published set's mean node count
+
+
+def test_data_stats_compare_needs_graphs(tmp_path, capsys):
+    out = tmp_path / "c.jsonl"
+    assert main(["data", "generate", "chain", "--n", "5", "--out", str(out)]) == 0
+    assert main(["data", "stats", str(out), "--compare", str(out)]) == 2
+    assert "needs ProsQA records" in capsys.readouterr().err

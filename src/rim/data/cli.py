@@ -47,6 +47,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     stats.add_argument("file", help="data file, directory or hf:NAME")
     stats.add_argument("--format", choices=FORMATS, default=None, help="default: from the file")
     stats.add_argument("--split", default="train", help="Hugging Face split (default train)")
+    stats.add_argument("--compare", metavar="FILE", default=None,
+                       help="ProsQA: print graph statistics of FILE beside those of the file")
     stats.set_defaults(func=cmd_stats)
     return data
 
@@ -82,4 +84,33 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     records = read_records(args.file, args.format, split=args.split)
     print_stats(dataset_stats(records), title=str(Path(args.file)))
+    if args.compare is not None:
+        print_graph_comparison({args.file: records, args.compare: read_records(args.compare)})
     return 0
+
+
+def print_graph_comparison(named: dict[str, list]) -> None:
+    """ProsQA graph statistics (nodes, edges, path lengths, steps) of several files, side by side."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rim.data.prosqa_graph import prosqa_statistics
+
+    for name, records in named.items():
+        if not all({"idx_to_symbol", "edges", "root", "target"} <= set(r.meta) for r in records):
+            raise RimInputError("--compare needs ProsQA records with their graph fields", source=name)
+    stats = {name: prosqa_statistics(records) for name, records in named.items()}
+    table = Table(title="ProsQA graph statistics")
+    table.add_column("statistic")
+    for name in stats:
+        table.add_column(name, justify="right")
+    rows = [("records", "records", "{:d}"), ("nodes (mean)", "nodes", "{:.2f}"),
+            ("edges (mean)", "edges", "{:.2f}"), ("shortest path (mean)", "shortest_path", "{:.2f}"),
+            ("shortest paths (mean count)", "shortest_paths", "{:.2f}")]
+    for label, key, fmt in rows:
+        table.add_row(label, *(fmt.format(s[key]) for s in stats.values()))
+    for n in range(min(s["min_steps"] for s in stats.values()),
+                   max(s["max_steps"] for s in stats.values()) + 1):
+        table.add_row(f"{n} steps", *(f"{100 * s['steps'][n] / s['records']:.1f}%"
+                                      for s in stats.values()))
+    Console().print(table)
