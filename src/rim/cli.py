@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides += extra  # overrides may also follow --out
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # rim shows its own progress; no bar per weight load
     try:
         return args.func(args)
     except RimInputError as err:
