@@ -16,25 +16,23 @@ class NoCoT(SegmentMethod):
     name: str = "nocot"
     stages: tuple[str, ...] = ("stage2",)
 
+    def target(self, ex: Example) -> tuple[int, ...]:
+        """What the model learns to generate after the question."""
+        return ex.answer
+
     def layout(self, ex: Example, stage: str, progress: float) -> list[Segment]:
         return [Segment(ex.question, kind="question"),
-                readout(ex.answer, 0, 1.0, self.special.eos, "answer")]
+                readout(self.target(ex), 0, 1.0, self.special.eos, "answer")]
 
     def prompt(self, question: tuple[int, ...], blocks: int | None = None) -> list[int]:
         return list(question)
 
 
 @dataclass(frozen=True)
-class CoT(SegmentMethod):
+class CoT(NoCoT):
     """Q; C sees Q, where C is the steps and the answer as one generated chain."""
 
-    special: SpecialIds
     name: str = "cot"
-    stages: tuple[str, ...] = ("stage2",)
 
-    def layout(self, ex: Example, stage: str, progress: float) -> list[Segment]:
-        return [Segment(ex.question, kind="question"),
-                readout(ex.cot, 0, 1.0, self.special.eos, "answer")]
-
-    def prompt(self, question: tuple[int, ...], blocks: int | None = None) -> list[int]:
-        return list(question)
+    def target(self, ex: Example) -> tuple[int, ...]:
+        return ex.cot
