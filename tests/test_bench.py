@@ -101,7 +101,7 @@ def test_bench_settings_files_are_valid():
     for path in sorted((REPO / "configs" / "bench").glob("accuracy-*.yaml")):
         sweep = load_sweep(path)
         assert len(sweep.seeds) >= 3 and sweep.task is not None, path
-    with pytest.raises(RimInputError, match="unknown setting"):
+    with pytest.raises(RimInputError, match="unknown config key"):
         from rim.bench.common import settings_from_dict
         settings_from_dict(LatencySettings, {"batch": [1]})
 

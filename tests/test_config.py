@@ -20,6 +20,7 @@ def test_includes_merge_in_order_and_overrides_win(tmp_path):
 
 @pytest.mark.parametrize("override,message", [
     ("method.name=magic", "field 'method.name' must be one of"),
+    ("data.checker=fuzzy", "field 'data.checker' must be one of"),
     ("method.blocks=0", "field 'method.blocks' must be at least 1"),
     ("trainer.stage2.warmup=2", "field 'trainer.stage2.warmup'"),
     ("trainer.batch_size=1.5", "field 'trainer.batch_size' must be int"),

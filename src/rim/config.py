@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from rim.data.answers import CHECKERS
 from rim.errors import RimInputError
 from rim.methods import METHODS
 
@@ -132,7 +133,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     source = "<defaults>"
     if path is not None:
         source = str(path)
-        raw = _read_with_includes(Path(path), seen=())
+        raw = read_yaml(path)
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -143,9 +144,14 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
 
 def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
     """Validate a nested dict against the schema."""
-    cfg = _build(Config, raw, source, prefix="")
+    cfg = dataclass_from_dict(Config, raw, source)
     _check_values(cfg, source)
     return cfg
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping with its `include:` files merged in; errors name the file (and line)."""
+    return _read_with_includes(Path(path), seen=())
 
 
 def _read_with_includes(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
@@ -188,7 +194,9 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
+def dataclass_from_dict(cls: type, raw: Any, source: str, prefix: str = "") -> Any:
+    """Build dataclass `cls` from a mapping, checking keys and simple types (nested dataclasses,
+    unions with None, int, float, str, bool, dict, list[...]). Errors name `source` and the key."""
     if not isinstance(raw, dict):
         raise RimInputError(f"field '{prefix.rstrip('.') or 'config'}' must be a mapping",
                             source=source)
@@ -202,14 +210,15 @@ def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
     for name, value in raw.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, source, f"{prefix}{name}.")
+            kwargs[name] = dataclass_from_dict(hint, value, source, f"{prefix}{name}.")
         else:
             kwargs[name] = _coerce(value, hint, source, f"{prefix}{name}")
     return cls(**kwargs)
 
 
 def _coerce(value: Any, hint: Any, source: str, key: str) -> Any:
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+    options = typing.get_args(hint) if union else (hint,)
     if value is None:
         if type(None) in options:
             return None
@@ -222,7 +231,10 @@ def _coerce(value: Any, hint: Any, source: str, key: str) -> Any:
             return float(value)  # YAML 1.1 reads `1e-3` as a string
         if base is int and isinstance(value, int) and not isinstance(value, bool):
             return value
-        if base in (str, bool, dict, list) and isinstance(value, base):
+        if base is list and isinstance(value, list):
+            (item,) = typing.get_args(option) or (Any,)
+            return [_coerce(v, item, source, f"{key}[{i}]") for i, v in enumerate(value)]
+        if base in (str, bool, dict) and isinstance(value, base):
             return value
         if option is Any:
             return value
@@ -243,6 +255,7 @@ def _check_values(cfg: Config, source: str) -> None:
         if not ok:
             raise RimInputError(f"field '{key}' {what}", source=source)
 
+    need(cfg.data.checker in CHECKERS, "data.checker", f"must be one of {', '.join(CHECKERS)}")
     need(cfg.method.name in METHODS, "method.name", f"must be one of {', '.join(METHODS)}")
     need(cfg.method.blocks >= 1, "method.blocks", "must be at least 1")
     need(cfg.method.block_size >= 0, "method.block_size", "must be at least 0")

@@ -8,7 +8,6 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rim.config import Config
-from rim.data.answers import check_answer
 from rim.data.readers import read_records
 from rim.data.records import Record
 from rim.encode import encode, texts_of
@@ -46,7 +45,6 @@ def prepare(cfg: Config) -> Prepared:
     """
     if not cfg.data.train:
         raise RimInputError("field 'data.train' is required", source="config")
-    check_answer("0", "0", cfg.data.checker)  # raises on an unknown checker name
     records = read_records(cfg.data.train)
     eval_records = read_records(cfg.data.eval) if cfg.data.eval else []
     if cfg.data.eval_size is not None:

@@ -46,7 +46,7 @@ from rich.console import Console
 
 from rim.bench import report
 from rim.bench.common import check_methods, default_methods
-from rim.config import Config, config_from_dict, load_config
+from rim.config import Config, config_from_dict, load_config, read_yaml
 from rim.data.records import Record
 from rim.errors import RimInputError
 from rim.progress import Reporter, log
@@ -105,14 +105,7 @@ def load_sweep(path: str | Path, methods: list[str] | None = None, seeds: list[i
                concurrent: int | None = None, threads: int | None = None) -> Sweep:
     """Read a sweep file; the other arguments (command-line options) override it."""
     path = Path(path)
-    if not path.is_file():
-        raise RimInputError("sweep file not found", source=str(path))
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError:
-        raise RimInputError("malformed YAML", source=str(path)) from None
-    if not isinstance(raw, dict):
-        raise RimInputError("a sweep file must hold a mapping", source=str(path))
+    raw = read_yaml(path)
     unknown = sorted(set(raw) - set(SWEEP_KEYS))
     if unknown:
         raise RimInputError(f"unknown sweep key {unknown[0]!r} (known: {', '.join(SWEEP_KEYS)})",

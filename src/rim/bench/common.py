@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from transformers import PreTrainedModel
 
-from rim.config import Config, ModelConfig, load_config
+from rim.config import Config, ModelConfig, dataclass_from_dict, load_config, read_yaml
 from rim.errors import RimInputError
 from rim.methods import METHODS, SpecialIds, make_method, method_options
 from rim.methods.base import Method
@@ -61,14 +58,7 @@ def load_settings(cls: type, path: str | Path | None, paths: tuple[str, ...] = (
     if path is None:
         return cls()
     path = Path(path)
-    if not path.is_file():
-        raise RimInputError("settings file not found", source=str(path))
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError:
-        raise RimInputError("malformed YAML", source=str(path)) from None
-    if not isinstance(raw, dict):
-        raise RimInputError("a settings file must hold a mapping", source=str(path))
+    raw = read_yaml(path)
     for key in paths:
         if isinstance(raw.get(key), str):
             raw[key] = str((path.parent / raw[key]).resolve())
@@ -77,53 +67,12 @@ def load_settings(cls: type, path: str | Path | None, paths: tuple[str, ...] = (
 
 def settings_from_dict(cls: type, raw: dict[str, Any], source: str = "<settings>") -> Any:
     """Validate `raw` against the fields (and simple types) of dataclass `cls`."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(raw) - set(names))
-    if unknown:
-        raise RimInputError(f"unknown setting {unknown[0]!r} (known: {', '.join(names)})",
-                            source=source)
-    for key, value in raw.items():
-        if not _fits(value, hints[key]):
-            raise RimInputError(f"setting {key!r} has the wrong type: {value!r}", source=source)
-        if isinstance(value, int) and not isinstance(value, bool) and _base(hints[key]) is float:
-            raw[key] = float(value)
-    return cls(**raw)
+    return dataclass_from_dict(cls, raw, source)
 
 
 def override(settings: Any, **values: Any) -> Any:
     """`settings` with every value that is not None replaced (command-line options)."""
     return dataclasses.replace(settings, **{k: v for k, v in values.items() if v is not None})
-
-
-def _base(hint: Any) -> Any:
-    options = [o for o in _options(hint) if o is not type(None)]
-    return typing.get_origin(options[0]) or options[0] if options else None
-
-
-def _options(hint: Any) -> tuple:
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return typing.get_args(hint)
-    return (hint,)
-
-
-def _fits(value: Any, hint: Any) -> bool:
-    for option in _options(hint):
-        if value is None and option is type(None):
-            return True
-        origin = typing.get_origin(option) or option
-        if origin is list and isinstance(value, list):
-            (item,) = typing.get_args(option) or (Any,)
-            return all(item is Any or _fits(v, item) for v in value)
-        if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True
-        if origin is int and isinstance(value, int) and not isinstance(value, bool):
-            return True
-        if origin in (str, bool, dict) and isinstance(value, origin):
-            return True
-        if option is Any:
-            return True
-    return False
 
 
 # --- models ------------------------------------------------------------------------------------
