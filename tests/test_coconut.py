@@ -206,3 +206,12 @@ def test_tiny_run_trains_every_stage_and_evaluates(tmp_path):
     assert isinstance(run.method, Coconut) and run.method.latent_stages == 1
     out = evaluate(run, generate_chain(4, 2, ops=2))
     assert 0 <= out["accuracy"] <= 1 and len(out["predictions"]) == 4
+
+
+def test_inference_prompt_length_counts_the_thoughts():
+    tok = tiny_tokenizer()
+    method = make_method("coconut", special_ids(tok), 1, 2, thoughts_per_step=2, latent_stages=3)
+    question = encode(RECORDS[0], tok).question
+    assert method.prompt_length(question) == len(question) + 1 + 2 * 3 + 1
+    rim = make_method("rim", special_ids(tok), 4, 2)
+    assert rim.prompt_length(question) == len(question) + 4 * 4

@@ -67,7 +67,7 @@ def prepare(cfg: Config) -> Prepared:
         for record, ex in zip(records, examples):
             _check_fits(record, ex, method, limit)
         for record in eval_records:
-            n = len(method.prompt(encode(record, tok).question)) + cfg.trainer.max_new_tokens
+            n = method.prompt_length(encode(record, tok).question) + cfg.trainer.max_new_tokens
             if n > limit:
                 raise RimInputError(f"prompt plus answer budget is {n} tokens, longer than the "
                                     f"model's context of {limit}", source=record.origin)

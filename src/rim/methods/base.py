@@ -66,6 +66,10 @@ class Method(Protocol):
         """Inference prompt ids for a question (optionally with another number of blocks)."""
         ...
 
+    def prompt_length(self, question: tuple[int, ...]) -> int:
+        """Positions the inference input takes before the first generated token."""
+        ...
+
     def generate(self, model: PreTrainedModel, questions: list[tuple[int, ...]],
                  blocks: int | None, max_new_tokens: int, ignore_eos: bool = False) -> Generation:
         """Greedy answers (token ids) to tokenised questions, batched; `ignore_eos` generates
@@ -93,6 +97,9 @@ class SegmentMethod:
 
     def sequence_length(self, ex: Example, stage: str) -> int:
         return max(pack(self.layout(ex, stage, 0.0)).position_ids) + 1
+
+    def prompt_length(self, question: tuple[int, ...]) -> int:
+        return len(self.prompt(question))
 
     def collate(self, batch: list[Example], stage: str, progress: float) -> dict[str, torch.Tensor]:
         return collate([pack(self.layout(ex, stage, progress)) for ex in batch], self.special.pad)

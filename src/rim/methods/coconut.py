@@ -111,6 +111,10 @@ class Coconut:
         seq = self.sequence(ex, stage)
         return len(seq.prefix) + seq.thoughts + 1 + len(seq.text)
 
+    def prompt_length(self, question: tuple[int, ...]) -> int:
+        """`question <b>`, the c*latent_stages thoughts of inference, and `</b>`."""
+        return len(self.prompt(question)) + self.thoughts_per_step * self.latent_stages + 1
+
     def collate(self, batch: list[Example], stage: str, progress: float = 0.0) -> dict[str, torch.Tensor]:
         """The aligned batch (see the module docstring); `progress` is unused.
 
