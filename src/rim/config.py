@@ -138,7 +138,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise RimInputError(f"override {item!r} is not key=value", source="command line")
-        _set_dotted(raw, key.strip(), yaml.safe_load(value))
+        set_dotted(raw, key.strip(), yaml.safe_load(value))
     return config_from_dict(raw, source=source)
 
 
@@ -183,15 +183,21 @@ def _deep_merge(into: dict[str, Any], new: dict[str, Any]) -> None:
             into[key] = value
 
 
-def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+def set_dotted(raw: dict[str, Any], key: str, value: Any, merge: bool = False,
+               source: str = "command line") -> None:
+    """Set the dotted `key` (`trainer.stage2.steps`) of a raw config to `value`; with `merge`,
+    a mapping value is merged into an existing section as `include:` merges files."""
     parts = key.split(".")
     node = raw
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise RimInputError(f"cannot set {key!r}: {part!r} is not a section",
-                                source="command line")
-    node[parts[-1]] = value
+            raise RimInputError(f"cannot set {key!r}: {part!r} is not a section", source=source)
+    last = parts[-1]
+    if merge and isinstance(value, dict) and isinstance(node.get(last), dict) and last != "scratch":
+        _deep_merge(node[last], value)
+    else:
+        node[last] = value
 
 
 def dataclass_from_dict(cls: type, raw: Any, source: str, prefix: str = "") -> Any:

@@ -46,7 +46,7 @@ from rich.console import Console
 
 from rim.bench import report
 from rim.bench.common import check_methods, default_methods
-from rim.config import Config, config_from_dict, load_config, read_yaml
+from rim.config import Config, config_from_dict, load_config, read_yaml, set_dotted
 from rim.data.records import Record
 from rim.errors import RimInputError
 from rim.progress import Reporter, log
@@ -90,7 +90,7 @@ class Sweep:
         raw = copy.deepcopy(self.config)
         raw["method"]["name"] = method
         for key, value in self.methods[method].items():
-            _apply(raw, key, value)
+            set_dotted(raw, key, value, merge=True, source=self.source)
         raw["trainer"]["seed"] = seed
         if self.threads:
             raw["trainer"]["threads"] = self.threads
@@ -170,22 +170,6 @@ def make_sweep(cfg: Config, methods: dict | list | None, seeds: list[int], *,
     for m in methods:  # every override must give a valid config before anything runs
         sweep.run_config(m, sweep.seeds[0], data or {"train": "<data>", "eval": "<data>"})
     return sweep
-
-
-def _apply(raw: dict[str, Any], key: str, value: Any) -> None:
-    """Set a dotted key (`trainer.stage2.steps`) or merge a nested mapping into `raw`."""
-    parts = key.split(".")
-    node = raw
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise RimInputError(f"cannot set {key!r}: {part!r} is not a section")
-    last = parts[-1]
-    if isinstance(value, dict) and isinstance(node.get(last), dict) and last != "scratch":
-        for k, v in value.items():
-            _apply(node[last], k, v)
-    else:
-        node[last] = value
 
 
 # --- running -----------------------------------------------------------------------------------
