@@ -404,8 +404,6 @@ def _display(rows: list[dict]) -> list[dict]:
 
 
 def _write(summary: dict, out: Path, console: Console | None) -> None:
-    report.write_json(out / "accuracy.json", summary)
-    image = plot(summary, out / "accuracy.png") if summary["rows"] else None
     task = summary["task"]
     what = (f"task {task['name']} {task.get('options') or ''}".strip() if task
             else f"data {summary['data']}")
@@ -413,12 +411,8 @@ def _write(summary: dict, out: Path, console: Console | None) -> None:
     notes = [f"{summary['finished_runs']} of {summary['expected_runs']} runs finished "
              f"(seeds {', '.join(map(str, summary['seeds']))}); mean and standard error over "
              f"seeds. Sweep: {summary['source']}."]
-    report.write_markdown(out / "accuracy.md", title, _display(summary["rows"]), COLUMNS, notes,
-                          image.name if image else None)
-    report.print_table(console, title, _display(summary["rows"]), COLUMNS)
-    if console is not None:
-        console.print(f"results in {out}/accuracy.json, accuracy.md"
-                      + (", accuracy.png" if image else ""))
+    report.publish(out, "accuracy", summary, title, _display(summary["rows"]), COLUMNS, notes,
+                   plot if summary["rows"] else None, console)
 
 
 def plot(summary: dict, path: Path) -> Path | None:

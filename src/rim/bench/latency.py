@@ -240,10 +240,7 @@ def _add_ratios(rows: list[dict]) -> None:
 
 
 def _write(result: dict, out: Path, console: Console | None) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    report.write_json(out / "latency.json", result)
     s = result["settings"]
-    image = plot(result, out / "latency.png")
     title = f"Latency on {result['device']}"
     notes = [
         f"Model: {result['model']['source']} {result['model'].get('model_type', '')}, "
@@ -256,12 +253,7 @@ def _write(result: dict, out: Path, console: Console | None) -> None:
         "First answer token: for CoT after the whole chain; for Coconut after its thoughts.",
         report.load_note(result["environment"]),
     ]
-    report.write_markdown(out / "latency.md", title, result["rows"], COLUMNS, notes,
-                          image.name if image else None)
-    report.print_table(console, title, result["rows"], COLUMNS)
-    if console is not None:
-        console.print(f"results in {out}/latency.json, latency.md"
-                      + (", latency.png" if image else ""))
+    report.publish(out, "latency", result, title, result["rows"], COLUMNS, notes, plot, console)
 
 
 def plot(result: dict, path: Path) -> Path | None:

@@ -94,6 +94,20 @@ def print_table(console: Console | None, title: str, rows: Sequence[dict],
         console.print(rich_table(title, rows, columns))
 
 
+def publish(out: Path, name: str, data: dict, title: str, rows: Sequence[dict],
+            columns: Sequence[Column], notes: Sequence[str],
+            plot: Callable[[dict, Path], Path | None] | None, console: Console | None) -> None:
+    """Write `out/NAME.json` (`data`), `NAME.png` (by `plot`, if given and matplotlib is there)
+    and `NAME.md` (title, notes, table, plot); print the table and where the files are."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / f"{name}.json", data)
+    image = plot(data, out / f"{name}.png") if plot is not None else None
+    write_markdown(out / f"{name}.md", title, rows, columns, notes, image.name if image else None)
+    print_table(console, title, rows, columns)
+    if console is not None:
+        console.print(f"results in {out}/{name}.json, {name}.md" + (f", {name}.png" if image else ""))
+
+
 def pyplot():
     """matplotlib's pyplot with a file-only backend, or None if matplotlib is not installed."""
     try:

@@ -201,10 +201,7 @@ def _train_step(model, optimizer, params, loss_fn, batch, precision: str,
 
 
 def _write(result: dict, out: Path, console: Console | None) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    report.write_json(out / "step.json", result)
     s = result["settings"]
-    image = plot(result, out / "step.png")
     title = f"Training step: RiM one-pass layout vs plain SFT, {result['device']}"
     notes = [
         f"Model: {result['model'].get('model_type')} {result['model']['parameters'] / 1e6:.1f}M "
@@ -216,11 +213,7 @@ def _write(result: dict, out: Path, console: Console | None) -> None:
         f"{s['warmup']} warm-up steps. Target: ratio at most {result['target_ratio']}.",
         report.load_note(result["environment"]),
     ]
-    report.write_markdown(out / "step.md", title, result["rows"], COLUMNS, notes,
-                          image.name if image else None)
-    report.print_table(console, title, result["rows"], COLUMNS)
-    if console is not None:
-        console.print(f"results in {out}/step.json, step.md" + (", step.png" if image else ""))
+    report.publish(out, "step", result, title, result["rows"], COLUMNS, notes, plot, console)
 
 
 def plot(result: dict, path: Path) -> Path | None:
