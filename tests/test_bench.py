@@ -183,6 +183,31 @@ def test_accuracy_sweep_runs_concurrent_subprocesses(tmp_path):
                                                                "pause-seed1.log"]
 
 
+def test_sweep_task_generates_training_data_and_data_eval_names_the_test_file(tmp_path):
+    from rim.data.writers import write_records
+    from rim.tasks.lookup import generate_lookup
+
+    test = write_records(generate_lookup(5, 7, symbols=4, min_hops=1, max_hops=2),
+                         tmp_path / "given" / "test.jsonl")
+    path = sweep_file(tmp_path, ["nocot"], [0])
+    raw = yaml.safe_load(path.read_text())
+    raw["data"] = {"eval": "given/test.jsonl"}
+    path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "out"
+    summary = run_sweep(load_sweep(path), out)
+    assert summary["data"] == {"eval": str(test.resolve()),
+                               "train": str((out / "data" / "train.jsonl").resolve())}
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["train.jsonl"]
+    assert summary["eval_file"] == str(test.resolve())
+    assert "evaluated on" in (out / "accuracy.md").read_text()
+    result = json.loads((out / "runs" / "nocot" / "seed0" / "eval.json").read_text())
+    assert result["n"] == 5
+    del raw["task"]
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(RimInputError, match="needs at least 'train'"):
+        load_sweep(path)
+
+
 def test_sweep_errors_name_the_problem(tmp_path):
     with pytest.raises(RimInputError, match="unknown method"):
         load_sweep(sweep_file(tmp_path, ["nope"], [0]))

@@ -131,6 +131,23 @@ def test_curriculum_sequences(stage, tokens, labels):
     assert method.sequence_length(LONG, stage) == len(tokens)
 
 
+def test_final_stage_removes_every_step_with_all_thoughts():
+    method = Coconut(SPECIAL, thoughts_per_step=1, latent_stages=2, final_stage=True)
+    assert method.stages == ("coconut0", "coconut1", "coconut2", "coconut-final")
+    assert method.settings("coconut-final") == "stage2"
+    # LONG has 3 steps: stage 2 keeps the third as text, the final stage keeps none
+    assert method.collate([LONG], "coconut2", 0.0)["input_ids"][0].tolist() == \
+        [1, 2, 3, 90, 91, 91, 92, 13, 14, 30, 31, 20]
+    batch = method.collate([LONG, SHORT], "coconut-final", 0.0)
+    assert int(batch["thoughts"]) == 2
+    assert batch["input_ids"].tolist() == [[1, 2, 3, 90, 91, 91, 92, 30, 31, 20, 0],
+                                           [0, 0, 4, 90, 91, 91, 92, 30, 31, 21, 22]]
+    assert batch["labels"].tolist() == [[-100] * 6 + [30, 31, 20, 93, -100],
+                                        [-100] * 6 + [30, 31, 21, 22, 93]]
+    assert method.sequence_length(LONG, "coconut-final") == 10
+    assert Coconut(SPECIAL, latent_stages=2).stages[-1] == "coconut2"
+
+
 def test_fewer_steps_than_stage_still_get_all_thoughts_and_batch_aligns():
     method = Coconut(SPECIAL, thoughts_per_step=2, latent_stages=2)
     batch = method.collate([LONG, SHORT], "coconut2", 0.0)
@@ -151,7 +168,8 @@ def test_stages_settings_and_registration():
     assert {method.settings(s) for s in method.stages} == {"stage2"}
     assert (method.thoughts_per_step, method.latent_stages) == (3, 2)
     cfg = config_from_dict({"method": {"name": "coconut", "thoughts_per_step": 3}})
-    assert method_options(cfg.method) == {"thoughts_per_step": 3, "latent_stages": 3}
+    assert method_options(cfg.method) == {"thoughts_per_step": 3, "latent_stages": 3,
+                                           "final_stage": False}
     with pytest.raises(ValueError):
         method.settings("stage1")
 
@@ -191,19 +209,22 @@ def test_tiny_run_trains_every_stage_and_evaluates(tmp_path):
         "model": {"scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
                   "vocab_size": 48, "max_length": 64},
         "data": {"train": str(train), "eval": str(test)},
-        "method": {"name": "coconut", "thoughts_per_step": 1, "latent_stages": 1},
+        "method": {"name": "coconut", "thoughts_per_step": 1, "latent_stages": 1,
+                   "final_stage": True},
         "trainer": {"batch_size": 8, "log_every": 1, "max_new_tokens": 12, "eval_batch_size": 4,
                     "stage2": {"steps": 2, "lr": 1e-3}},
     })
     result = run_training(cfg, tmp_path / "run", Reporter(enabled=False))
     run_dir = tmp_path / "run"
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["stage"] for r in metrics] == ["coconut0"] * 2 + ["coconut1"] * 2
-    for name in ("coconut0", "coconut1"):
+    stages = ["coconut0", "coconut1", "coconut-final"]
+    assert [r["stage"] for r in metrics] == [s for s in stages for _ in range(2)]
+    for name in stages:
         assert (run_dir / "checkpoints" / name / "model.safetensors").is_file()
     assert 0 <= result["accuracy"] <= 1
     run = load_run(run_dir, device="cpu")
     assert isinstance(run.method, Coconut) and run.method.latent_stages == 1
+    assert run.method.final_stage
     out = evaluate(run, generate_chain(4, 2, ops=2))
     assert 0 <= out["accuracy"] <= 1 and len(out["predictions"]) == 4
 

@@ -290,5 +290,9 @@ def test_write_is_atomic_on_error(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
     with pytest.raises(RimInputError, match="output format"):
         write_records([Record("a", (), "1")], tmp_path / "out.csv")
-    with pytest.raises(RimInputError, match="output directory does not exist"):
-        write_records([Record("a", (), "1")], tmp_path / "nope" / "out.jsonl")
+    with pytest.raises(RimInputError, match="cannot write question"):
+        write_records([Record("a\nb", (), "1")], tmp_path / "new" / "out.txt")
+    assert not (tmp_path / "new").exists()  # nothing made when rendering fails
+    with pytest.raises(RimInputError, match="not a directory"):
+        write_records([Record("a", (), "1")], tmp_path / "out.txt" / "out.jsonl")
+    assert read_records(write_records([Record("a", (), "1")], tmp_path / "x" / "y.jsonl"))

@@ -76,6 +76,9 @@ class MethodConfig:
     """Coconut: c, the continuous thoughts that replace one reasoning step."""
     latent_stages: int = 3
     """Coconut: curriculum stages after stage 0; stage k replaces the first k steps."""
+    final_stage: bool = False
+    """Coconut: one more stage after the last, with c*latent_stages thoughts and no step left as
+    text (Coconut's GSM8k schedule)."""
 
 
 @dataclass

@@ -6,6 +6,7 @@ to generate, or files), the methods with their overrides, and the seeds:
     config: train-tiny-cpu.yaml          # base config: a path relative to this file, or a mapping
     task: {name: chain, train: 20000, test: 500, seed: 0, options: {ops: 4}}
     # or: data: {train: path, eval: path}  (relative to this file)
+    # or both: a task for the training data, data.eval for a published evaluation file
     methods:                             # name -> overrides (dotted keys or nested mappings)
       nocot: {trainer.stage2.steps: 400}
       rim: {}
@@ -119,8 +120,9 @@ def load_sweep(path: str | Path, methods: list[str] | None = None, seeds: list[i
         raise RimInputError("'config' must be a file path or a mapping", source=str(path))
     data = raw.get("data")
     if data is not None:
-        if not isinstance(data, dict) or "train" not in data:
-            raise RimInputError("'data' needs at least 'train' (and 'eval')", source=str(path))
+        if not isinstance(data, dict) or not ("train" in data or "eval" in data and raw.get("task")):
+            raise RimInputError("'data' needs at least 'train' (and 'eval'), or 'eval' with a "
+                                "'task' that generates the training data", source=str(path))
         data = {k: str((path.parent / v).resolve()) for k, v in data.items() if k in ("train", "eval")}
     return make_sweep(cfg, raw.get("methods"), seeds or raw.get("seeds", [0, 1, 2]),
                       task=raw.get("task"), data=data,
@@ -215,7 +217,7 @@ def run_sweep(sweep: Sweep, out: str | Path, console: Console | None = None,
             failed = _run_subprocesses(todo, out, sweep.concurrent, sweep.threads, console)
         else:
             failed = _run_in_process(todo, out, console)
-    summary = summarise(sweep, jobs, out)
+    summary = summarise(sweep, jobs, out, data)
     summary["skipped"] = skipped
     summary["failed"] = failed
     _write(summary, out, console)
@@ -225,18 +227,22 @@ def run_sweep(sweep: Sweep, out: str | Path, console: Console | None = None,
 
 
 def _data(sweep: Sweep, out: Path) -> dict[str, str]:
-    """Paths of the training and evaluation data (generated once into out/data)."""
-    if sweep.data is not None:
-        return sweep.data
-    if sweep.task is None:
-        return {}
+    """Paths of the training and evaluation data (generated once into out/data).
+
+    Files named by the sweep's `data` win; a task generates the rest (train, then test).
+    """
+    given = dict(sweep.data or {})
+    if sweep.task is None or "train" in given:
+        return given
     from rim.data.writers import write_records
 
     task = sweep.task
     seed = int(task.get("seed", 0))
-    paths = {}
+    paths = given
     for key, name, n, s in (("train", "train", task.get("train", 10000), seed),
                             ("eval", "test", task.get("test", 500), seed + 1)):
+        if key in paths:
+            continue
         path = out / "data" / f"{name}.jsonl"
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -345,8 +351,10 @@ def _mean_se(values: list[float]) -> tuple[float | None, float | None]:
     return mean, se
 
 
-def summarise(sweep: Sweep, jobs: list[Job], out: Path) -> dict[str, Any]:
-    """Per run and per method results of the finished runs among `jobs`."""
+def summarise(sweep: Sweep, jobs: list[Job], out: Path,
+              data: dict[str, str] | None = None) -> dict[str, Any]:
+    """Per run and per method results of the finished runs among `jobs` (`data`: the resolved
+    training and evaluation files)."""
     runs = []
     for job in jobs:
         path = job.run_dir / "eval.json"
@@ -376,7 +384,9 @@ def summarise(sweep: Sweep, jobs: list[Job], out: Path) -> dict[str, Any]:
                      "seed_accuracies": [r["accuracy"] for r in mine],
                      "any_block_accuracy": anyb, "per_block": per_block,
                      "steps": mine[0]["steps"], "train_s": train_s, "ttft_ms": ttft})
-    return {"task": sweep.task, "data": sweep.data, "source": sweep.source,
+    return {"task": sweep.task, "data": data if data is not None else sweep.data,
+            "eval_file": (sweep.data or {}).get("eval") if sweep.task else None,
+            "source": sweep.source,
             "seeds": sweep.seeds, "expected_runs": len(jobs), "finished_runs": len(runs),
             "environment": report.environment(), "rows": rows, "runs": runs}
 
@@ -407,6 +417,8 @@ def _write(summary: dict, out: Path, console: Console | None) -> None:
     task = summary["task"]
     what = (f"task {task['name']} {task.get('options') or ''}".strip() if task
             else f"data {summary['data']}")
+    if task and summary.get("eval_file"):
+        what += f", evaluated on {summary['eval_file']}"
     title = f"Accuracy: {what}"
     notes = [f"{summary['finished_runs']} of {summary['expected_runs']} runs finished "
              f"(seeds {', '.join(map(str, summary['seeds']))}); mean and standard error over "

@@ -67,11 +67,15 @@ def write_records(records: Iterable[Record], path: str | Path, format: str | Non
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` (UTF-8) to a temporary file next to `path`, then move it into place."""
+    """Write `text` (UTF-8) to a temporary file next to `path`, then move it into place.
+
+    Missing parent directories are created (only once the text is ready to be written)."""
     path = Path(path)
     directory = path.parent
-    if not directory.is_dir():
-        raise RimInputError("output directory does not exist", source=str(directory))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise RimInputError("output directory is not a directory", source=str(directory)) from None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:

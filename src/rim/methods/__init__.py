@@ -10,7 +10,8 @@ from rim.methods.sft import CoT, NoCoT
 
 METHODS = {"rim": RiM, "pause": Pause, "nocot": NoCoT, "cot": CoT, "coconut": Coconut}
 BLOCK_METHODS = ("rim", "pause")
-OPTIONS: dict[str, tuple[str, ...]] = {"coconut": ("thoughts_per_step", "latent_stages")}
+OPTIONS: dict[str, tuple[str, ...]] = {
+    "coconut": ("thoughts_per_step", "latent_stages", "final_stage")}
 """Method-specific settings of `rim.config.MethodConfig`, by method name."""
 
 

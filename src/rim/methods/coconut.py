@@ -18,6 +18,10 @@ the same text format as every later stage.
 Curriculum. Stages `coconut0` .. `coconut{latent_stages}`; stage k replaces the first k steps by
 k*c thoughts. Every example gets k*c thoughts at stage k even when it has fewer than k steps
 (Coconut's `pad_latent_to_max`); all its steps are then removed and only ` #### answer` is left.
+With `final_stage`, one more stage `coconut-final` follows: c*latent_stages thoughts and no
+language step at all, also for examples with more than latent_stages steps (Coconut's training
+after its last scheduled stage, `scheduled_stage > max_latent_stage`, as used for GSM8k; without
+it, such examples keep their later steps as text and the model writes them at inference).
 All stages take the trainer's `stage2` settings (lr, steps or epochs, warmup, dropout); the
 trainer gives each stage a fresh optimizer, which is Coconut's optimizer reset per stage.
 
@@ -52,6 +56,7 @@ from rim.methods.base import Example, SpecialIds
 from rim.segments import IGNORE
 
 STAGE_PREFIX = "coconut"
+FINAL_STAGE = "coconut-final"
 
 
 @dataclass(frozen=True)
@@ -82,17 +87,21 @@ class Coconut:
     special: SpecialIds
     thoughts_per_step: int = 1
     latent_stages: int = 3
+    final_stage: bool = False
     name: str = "coconut"
 
     @property
     def stages(self) -> tuple[str, ...]:
-        """`coconut0` (CoT with an empty `<b></b>`) .. `coconut{latent_stages}`."""
-        return tuple(f"{STAGE_PREFIX}{k}" for k in range(self.latent_stages + 1))
+        """`coconut0` (CoT with an empty `<b></b>`) .. `coconut{latent_stages}` [, `coconut-final`]."""
+        latent = tuple(f"{STAGE_PREFIX}{k}" for k in range(self.latent_stages + 1))
+        return (*latent, FINAL_STAGE) if self.final_stage else latent
 
     def stage_index(self, stage: str) -> int:
-        """k of the stage `coconut{k}`."""
+        """k of the stage `coconut{k}`; `latent_stages` for `coconut-final`."""
         if stage not in self.stages:
             raise ValueError(f"unknown stage {stage!r} (stages: {', '.join(self.stages)})")
+        if stage == FINAL_STAGE:
+            return self.latent_stages
         return int(stage.removeprefix(STAGE_PREFIX))
 
     def settings(self, stage: str) -> str:
@@ -103,8 +112,10 @@ class Coconut:
     def sequence(self, ex: Example, stage: str) -> CoconutSequence:
         """The training sequence of `ex` at `stage`."""
         k = self.stage_index(stage)
+        removed = len(ex.steps) if stage == FINAL_STAGE else k
         return CoconutSequence(prefix=(*ex.question, self.special.open),
-                               thoughts=k * self.thoughts_per_step, text=remaining_chain(ex, k))
+                               thoughts=k * self.thoughts_per_step,
+                               text=remaining_chain(ex, removed))
 
     def sequence_length(self, ex: Example, stage: str) -> int:
         """Positions the training sequence of `ex` at `stage` takes (thoughts included)."""
