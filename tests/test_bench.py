@@ -11,6 +11,8 @@ from rim.bench.common import default_methods, load_settings
 from rim.bench.latency import LatencySettings
 from rim.bench.step import StepSettings, run_step
 from rim.cli import main
+from rim.data.readers import read_records
+from rim.data.stats import seen_fraction
 from rim.errors import RimInputError
 from rim.methods import METHODS
 from rim.tasks.lookup import generate_lookup
@@ -199,6 +201,8 @@ def test_sweep_task_generates_training_data_and_data_eval_names_the_test_file(tm
                                "train": str((out / "data" / "train.jsonl").resolve())}
     assert sorted(p.name for p in (out / "data").iterdir()) == ["train.jsonl"]
     assert summary["eval_file"] == str(test.resolve())
+    assert 0 <= summary["test_seen_in_train"] <= 1
+    assert "Test questions also in the training data" in (out / "accuracy.md").read_text()
     assert "evaluated on" in (out / "accuracy.md").read_text()
     result = json.loads((out / "runs" / "nocot" / "seed0" / "eval.json").read_text())
     assert result["n"] == 5
@@ -206,6 +210,23 @@ def test_sweep_task_generates_training_data_and_data_eval_names_the_test_file(tm
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(RimInputError, match="needs at least 'train'"):
         load_sweep(path)
+
+
+def test_disjoint_task_holds_the_test_questions_out_of_training(tmp_path):
+    from rim.bench.accuracy import _data
+
+    path = sweep_file(tmp_path, ["nocot"], [0])  # lookup with 4 symbols: few distinct questions
+    overlapping = _data(load_sweep(path), tmp_path / "a")
+    raw = yaml.safe_load(path.read_text())
+    raw["task"]["disjoint"] = True
+    path.write_text(yaml.safe_dump(raw))
+    disjoint = _data(load_sweep(path), tmp_path / "b")
+    full, kept, test = (read_records(p) for p in (overlapping["train"], disjoint["train"],
+                                                  disjoint["eval"]))
+    assert read_records(overlapping["eval"]) == test
+    assert seen_fraction(test, full) > 0 and seen_fraction(test, kept) == 0
+    held_out = {r.question for r in test}
+    assert kept == [r for r in full if r.question not in held_out]
 
 
 def test_sweep_errors_name_the_problem(tmp_path):

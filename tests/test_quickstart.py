@@ -14,10 +14,12 @@ def test_quickstart_writes_results_for_both_methods(tmp_path):
                          overrides=("trainer.stage1.steps=3", "trainer.stage2.steps=2"))
     saved = json.loads((out / "results.json").read_text())
     assert saved == results
-    assert set(saved) == {"task", "wall_seconds", "methods"}
+    assert set(saved) == {"task", "test_seen_in_train", "wall_seconds", "methods"}
+    assert 0 < saved["test_seen_in_train"] <= 1  # 810 distinct chains: test questions recur
     assert set(saved["methods"]) == {"rim", "nocot"}
     for row in saved["methods"].values():
         assert 0 <= row["accuracy"] <= 1 and row["ttft_ms"] > 0
     assert len(saved["methods"]["rim"]["per_block"]) == 4
     assert (out / "rim" / "model" / "model.safetensors").is_file()
-    assert "rim" in (tmp_path / "console.txt").read_text()
+    console = (tmp_path / "console.txt").read_text()
+    assert "rim" in console and "occur in the training data" in console

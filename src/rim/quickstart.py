@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rim.config import load_config
+from rim.data.stats import seen_fraction
 from rim.data.writers import write_records
 from rim.errors import RimInputError
 from rim.tasks.chain import generate_chain
@@ -40,8 +41,9 @@ def quickstart(out: Path, console: Console, *, train_size: int = 20000, test_siz
     start = time.perf_counter()
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
-    write_records(generate_chain(train_size, seed=0, ops=OPS), data / "train.jsonl")
-    write_records(generate_chain(test_size, seed=1, ops=OPS), data / "test.jsonl")
+    train, test = generate_chain(train_size, seed=0, ops=OPS), generate_chain(test_size, seed=1, ops=OPS)
+    write_records(train, data / "train.jsonl")
+    write_records(test, data / "test.jsonl")
     config = out / "config.yaml"
     config.write_text(resources.files("rim").joinpath("configs/quickstart.yaml").read_text())
     common = [f"data.train={data / 'train.jsonl'}", f"data.eval={data / 'test.jsonl'}",
@@ -60,6 +62,7 @@ def quickstart(out: Path, console: Console, *, train_size: int = 20000, test_siz
         if "per_block" in result:
             methods[name]["per_block"] = result["per_block"]
     results = {"task": f"digit chains, {OPS} moves mod 10 (chance 10%)",
+               "test_seen_in_train": seen_fraction(test, train),
                "wall_seconds": round(time.perf_counter() - start, 1), "methods": methods}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     console.print(results_table(results))
@@ -109,4 +112,7 @@ def results_table(results: dict) -> Table:
     for name, row in results["methods"].items():
         blocks = " ".join(f"{100 * a:.0f}" for a in row.get("per_block", [])) or "-"
         table.add_row(name, f"{100 * row['accuracy']:.1f}%", blocks, f"{row['ttft_ms']:.2f} ms")
+    if "test_seen_in_train" in results:
+        table.caption = (f"{100 * results['test_seen_in_train']:.0f}% of the test questions also "
+                         "occur in the training data")
     return table

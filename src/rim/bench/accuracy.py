@@ -5,6 +5,7 @@ to generate, or files), the methods with their overrides, and the seeds:
 
     config: train-tiny-cpu.yaml          # base config: a path relative to this file, or a mapping
     task: {name: chain, train: 20000, test: 500, seed: 0, options: {ops: 4}}
+    # disjoint: true drops the training records whose question is in the test set
     # or: data: {train: path, eval: path}  (relative to this file)
     # or both: a task for the training data, data.eval for a published evaluation file
     methods:                             # name -> overrides (dotted keys or nested mappings)
@@ -159,7 +160,7 @@ def make_sweep(cfg: Config, methods: dict | list | None, seeds: list[int], *,
         if not isinstance(task, dict) or "name" not in task:
             raise RimInputError("'task' needs a name (and train, test, seed, options)",
                                 source=source)
-        unknown = sorted(set(task) - {"name", "train", "test", "seed", "options"})
+        unknown = sorted(set(task) - {"name", "train", "test", "seed", "disjoint", "options"})
         if unknown:
             raise RimInputError(f"unknown task key {unknown[0]!r}", source=source)
         if task["name"] not in _tasks():
@@ -229,27 +230,30 @@ def run_sweep(sweep: Sweep, out: str | Path, console: Console | None = None,
 def _data(sweep: Sweep, out: Path) -> dict[str, str]:
     """Paths of the training and evaluation data (generated once into out/data).
 
-    Files named by the sweep's `data` win; a task generates the rest (train, then test).
+    Files named by the sweep's `data` win; a task generates the rest: the test set from seed + 1,
+    the training set from seed, without the questions of the test set when `disjoint` is true.
     """
     given = dict(sweep.data or {})
     if sweep.task is None or "train" in given:
         return given
+    from rim.data.readers import read_records
     from rim.data.writers import write_records
 
     task = sweep.task
     seed = int(task.get("seed", 0))
-    paths = given
-    for key, name, n, s in (("train", "train", task.get("train", 10000), seed),
-                            ("eval", "test", task.get("test", 500), seed + 1)):
-        if key in paths:
-            continue
-        path = out / "data" / f"{name}.jsonl"
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_records(task_records(task["name"], int(n), s, dict(task.get("options") or {})),
-                          path)
-        paths[key] = str(path.resolve())
-    return paths
+    options = dict(task.get("options") or {})
+    test = Path(given["eval"]) if "eval" in given else out / "data" / "test.jsonl"
+    if not test.is_file():
+        write_records(task_records(task["name"], int(task.get("test", 500)), seed + 1, options),
+                      test)
+    train = out / "data" / "train.jsonl"
+    if not train.is_file():
+        records = task_records(task["name"], int(task.get("train", 10000)), seed, options)
+        if task.get("disjoint"):
+            held_out = {r.question for r in read_records(test)}
+            records = [r for r in records if r.question not in held_out]
+        write_records(records, train)
+    return {"train": str(train.resolve()), "eval": str(test.resolve())}
 
 
 def _finished(job: Job) -> bool:
@@ -351,6 +355,16 @@ def _mean_se(values: list[float]) -> tuple[float | None, float | None]:
     return mean, se
 
 
+def _seen(data: dict[str, str]) -> float | None:
+    """Fraction of the test questions that are also training questions (None without files)."""
+    from rim.data.readers import read_records
+    from rim.data.stats import seen_fraction
+
+    if not all(Path(data.get(k, "")).is_file() for k in ("train", "eval")):
+        return None
+    return seen_fraction(read_records(data["eval"]), read_records(data["train"]))
+
+
 def summarise(sweep: Sweep, jobs: list[Job], out: Path,
               data: dict[str, str] | None = None) -> dict[str, Any]:
     """Per run and per method results of the finished runs among `jobs` (`data`: the resolved
@@ -385,6 +399,7 @@ def summarise(sweep: Sweep, jobs: list[Job], out: Path,
                      "any_block_accuracy": anyb, "per_block": per_block,
                      "steps": mine[0]["steps"], "train_s": train_s, "ttft_ms": ttft})
     return {"task": sweep.task, "data": data if data is not None else sweep.data,
+            "test_seen_in_train": _seen(data or {}),
             "eval_file": (sweep.data or {}).get("eval") if sweep.task else None,
             "source": sweep.source,
             "seeds": sweep.seeds, "expected_runs": len(jobs), "finished_runs": len(runs),
@@ -423,6 +438,9 @@ def _write(summary: dict, out: Path, console: Console | None) -> None:
     notes = [f"{summary['finished_runs']} of {summary['expected_runs']} runs finished "
              f"(seeds {', '.join(map(str, summary['seeds']))}); mean and standard error over "
              f"seeds. Sweep: {summary['source']}."]
+    if summary.get("test_seen_in_train") is not None:
+        notes.append(f"Test questions also in the training data: "
+                     f"{100 * summary['test_seen_in_train']:.1f}%.")
     report.publish(out, "accuracy", summary, title, _display(summary["rows"]), COLUMNS, notes,
                    plot if summary["rows"] else None, console)
 

@@ -110,3 +110,10 @@ def print_stats(stats: DatasetStats, title: str = "", console: Console | None = 
     console = console or Console()
     for table in stats_tables(stats, title):
         console.print(table)
+
+
+def seen_fraction(test: Sequence[Record], train: Sequence[Record]) -> float:
+    """Fraction of `test` records whose question is also a question of `train` (0 when `test`
+    is empty): how much of a test set is not held out."""
+    questions = {r.question for r in train}
+    return sum(r.question in questions for r in test) / len(test) if test else 0.0
