@@ -155,6 +155,7 @@ def test_accuracy_sweep_summarises_and_resumes(tmp_path, monkeypatch):
         assert 0 <= row["accuracy"] <= 1 and row["stderr"] is not None
     assert rows["nocot"]["steps"] == 6 and rows["rim"]["steps"] == 6
     assert len(rows["rim"]["per_block"]) == 2 and rows["nocot"]["per_block"] is None
+    assert rows["rim"]["digit_accuracy"] is None  # only with the digits checker
     config = yaml.safe_load((out / "runs" / "rim" / "seed2" / "config.yaml").read_text())
     assert config["trainer"]["seed"] == 2 and config["method"]["name"] == "rim"
 
@@ -194,6 +195,7 @@ def test_sweep_task_generates_training_data_and_data_eval_names_the_test_file(tm
     path = sweep_file(tmp_path, ["nocot"], [0])
     raw = yaml.safe_load(path.read_text())
     raw["data"] = {"eval": "given/test.jsonl"}
+    raw["config"]["data"] = {"checker": "digits"}  # per-digit credit is reported with it
     path.write_text(yaml.safe_dump(raw))
     out = tmp_path / "out"
     summary = run_sweep(load_sweep(path), out)
@@ -206,6 +208,11 @@ def test_sweep_task_generates_training_data_and_data_eval_names_the_test_file(tm
     assert "evaluated on" in (out / "accuracy.md").read_text()
     result = json.loads((out / "runs" / "nocot" / "seed0" / "eval.json").read_text())
     assert result["n"] == 5
+    assert summary["rows"][0]["digit_accuracy"] == result["digit_accuracy"]
+    del result["digit_accuracy"]  # a run evaluated before digit accuracy existed: from predictions
+    (out / "runs" / "nocot" / "seed0" / "eval.json").write_text(json.dumps(result))
+    again = run_sweep(load_sweep(path), out, train=False)
+    assert again["rows"][0]["digit_accuracy"] == pytest.approx(summary["rows"][0]["digit_accuracy"])
     del raw["task"]
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(RimInputError, match="needs at least 'train'"):

@@ -9,6 +9,7 @@ import torch
 from helpers import ARCHS, RECORDS, tiny_model, tiny_tokenizer, write_jsonl
 
 from rim.config import config_from_dict
+from rim.data.answers import digit_accuracy
 from rim.decoding import cache_keyword, left_pad, returned_cache
 from rim.encode import encode
 from rim.errors import RimInputError
@@ -227,6 +228,11 @@ def test_tiny_run_trains_every_stage_and_evaluates(tmp_path):
     assert run.method.final_stage
     out = evaluate(run, generate_chain(4, 2, ops=2))
     assert 0 <= out["accuracy"] <= 1 and len(out["predictions"]) == 4
+    assert "digit_accuracy" not in out
+    records = generate_chain(4, 2, ops=2)
+    digits = evaluate(run, records, checker="digits")
+    assert digits["digit_accuracy"] == pytest.approx(sum(
+        digit_accuracy(p, r.answer) for p, r in zip(digits["predictions"], records)) / 4)
 
 
 def test_inference_prompt_length_counts_the_thoughts():

@@ -8,6 +8,7 @@ from rim.data.answers import (
     CHECKERS,
     DEFAULT_CHECKER,
     check_answer,
+    digit_accuracy,
     extract_answer,
     parse_bool,
     parse_number,
@@ -97,3 +98,15 @@ def test_default_checkers_name_real_checkers():
     assert DEFAULT_CHECKER["prosqa"] == "sentence"
     assert DEFAULT_CHECKER["prontoqa"] == "bool"
     assert DEFAULT_CHECKER["multiplication"] == "digits"
+
+
+@pytest.mark.parametrize("prediction,gold,expected", [
+    ("5 5 6 0", "5 5 6 0", 1.0),
+    ("5 5 6 1", "5 5 6 0", 0.75),
+    ("5 5", "5 5 6 0", 0.5),          # missing digits are wrong
+    ("5 5 6 0 9 9", "5 5 6 0", 1.0),  # extra digits are ignored
+    ("", "1 2", 0.0),
+    ("1", "", 0.0),
+])
+def test_digit_accuracy(prediction, gold, expected):
+    assert digit_accuracy(prediction, gold) == expected

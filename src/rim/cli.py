@@ -79,6 +79,8 @@ def eval_table(result: dict, title: str) -> Table:
     table.add_column("value", justify="right")
     table.add_row("questions", str(result["n"]))
     table.add_row("final-block accuracy", f"{100 * result['accuracy']:.1f}%")
+    if "digit_accuracy" in result:
+        table.add_row("  digits right", f"{100 * result['digit_accuracy']:.1f}%")
     if "any_block_accuracy" in result:
         table.add_row("any-block accuracy", f"{100 * result['any_block_accuracy']:.1f}%")
         for k, acc in enumerate(result["per_block"], start=1):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 
-from rim.data.answers import check_answer
+from rim.data.answers import check_answer, digit_accuracy
 from rim.data.records import Record
 from rim.infer import LoadedRun
 
@@ -17,8 +17,8 @@ def evaluate(run: LoadedRun, records: list[Record], checker: str = "exact",
 
     Returns a dict with `n`, `accuracy` (final block; the deployable number), `per_block`
     (accuracy after blocks 1..K, block methods only), `any_block_accuracy`,
-    `latency_ms_per_question` (batched, final block), `ttft_ms` (batch 1, median), and
-    `predictions`.
+    `latency_ms_per_question` (batched, final block), `ttft_ms` (batch 1, median),
+    `predictions`, and with the `digits` checker `digit_accuracy` (final block, per digit).
     """
     questions = [r.question for r in records]
     blocks = range(1, run.blocks + 1) if (per_block and run.blocks) else [None]
@@ -46,6 +46,9 @@ def evaluate(run: LoadedRun, records: list[Record], checker: str = "exact",
         "ttft_ms": time_to_first_token(run, questions[:latency_samples]),
         "predictions": predictions,
     }
+    if checker == "digits":
+        result["digit_accuracy"] = sum(digit_accuracy(t, r.answer) for t, r in
+                                       zip(predictions, records)) / len(records)
     if run.blocks and per_block:
         result["per_block"] = [sum(correct[k]) / len(records) for k in blocks]
         result["any_block_accuracy"] = sum(map(any, zip(*correct.values()))) / len(records)

@@ -365,6 +365,21 @@ def _seen(data: dict[str, str]) -> float | None:
     return seen_fraction(read_records(data["eval"]), read_records(data["train"]))
 
 
+def _digit_accuracy(job: Job, result: dict[str, Any]) -> float | None:
+    """Per-digit accuracy of a run evaluated with the `digits` checker (None otherwise); runs
+    evaluated before `evaluate` reported it get it from their saved predictions."""
+    if job.cfg.data.checker != "digits":
+        return None
+    if "digit_accuracy" in result:
+        return result["digit_accuracy"]
+    from rim.data.answers import digit_accuracy
+    from rim.data.readers import read_records
+
+    gold = read_records(job.cfg.data.eval)
+    return statistics.mean(digit_accuracy(p, r.answer)
+                           for p, r in zip(result["predictions"], gold))
+
+
 def summarise(sweep: Sweep, jobs: list[Job], out: Path,
               data: dict[str, str] | None = None) -> dict[str, Any]:
     """Per run and per method results of the finished runs among `jobs` (`data`: the resolved
@@ -377,6 +392,7 @@ def summarise(sweep: Sweep, jobs: list[Job], out: Path,
         result = json.loads(path.read_text())
         seconds, steps = _train_seconds(job.run_dir)
         runs.append({"method": job.method, "seed": job.seed, "accuracy": result["accuracy"],
+                     "digit_accuracy": _digit_accuracy(job, result),
                      "any_block_accuracy": result.get("any_block_accuracy"),
                      "per_block": result.get("per_block"), "n": result.get("n"),
                      "ttft_ms": result.get("ttft_ms"), "train_s": seconds, "steps": steps,
@@ -392,10 +408,12 @@ def summarise(sweep: Sweep, jobs: list[Job], out: Path,
         blocks = [r["per_block"] for r in mine if r["per_block"]]
         per_block = ([statistics.mean(col) for col in zip(*blocks)]
                      if blocks and len({len(b) for b in blocks}) == 1 else None)
+        digits = [r["digit_accuracy"] for r in mine if r["digit_accuracy"] is not None]
         train_s, _ = _mean_se([r["train_s"] for r in mine if r["train_s"] is not None])
         ttft, _ = _mean_se([r["ttft_ms"] for r in mine if r["ttft_ms"] is not None])
         rows.append({"method": method, "seeds": len(mine), "accuracy": mean, "stderr": se,
                      "seed_accuracies": [r["accuracy"] for r in mine],
+                     "digit_accuracy": statistics.mean(digits) if digits else None,
                      "any_block_accuracy": anyb, "per_block": per_block,
                      "steps": mine[0]["steps"], "train_s": train_s, "ttft_ms": ttft})
     return {"task": sweep.task, "data": data if data is not None else sweep.data,
@@ -411,6 +429,7 @@ COLUMNS = [
     report.Column("seeds", "seeds"),
     report.Column("accuracy", "final-block accuracy (%)", report.percent()),
     report.Column("stderr", "± s.e.", report.percent()),
+    report.Column("digit_accuracy", "digits (%)", report.percent()),
     report.Column("seed_list", "per seed (%)", align="left"),
     report.Column("any_block_accuracy", "any-block (%)", report.percent()),
     report.Column("per_block_list", "after each block (%)", align="left"),

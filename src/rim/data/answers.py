@@ -74,6 +74,14 @@ def check_answer(prediction: str, gold: str, checker: str = "exact") -> bool:
     return _collapse(prediction) == _collapse(gold)
 
 
+def digit_accuracy(prediction: str, gold: str) -> float:
+    """Share of `gold`'s digit positions that `prediction` gets right (spaces ignored; a missing
+    digit is wrong, extra digits are ignored): partial credit for multiplication answers, where
+    exact match stays at 0 long after a model has learnt some digits."""
+    pred, ref = _digits_key(prediction), _digits_key(gold)
+    return sum(a == b for a, b in zip(pred, ref)) / len(ref) if ref else 0.0
+
+
 def extract_answer(text: str, checker: str = "exact") -> str:
     """Pull the final answer out of generated text, for use with `check_answer`.
 
