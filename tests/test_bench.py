@@ -170,9 +170,16 @@ def test_accuracy_sweep_summarises_and_resumes(tmp_path, monkeypatch):
     assert trained == [out / "runs" / "nocot" / "seed1"]
     assert summary["skipped"] == 5 and summary["finished_runs"] == 6
 
+    # a run saved before a setting existed counts as trained with that setting's default
+    saved = out / "runs" / "rim" / "seed0" / "config.yaml"
+    config = yaml.safe_load(saved.read_text())
+    del config["method"]["final_stage"]
+    saved.write_text(yaml.safe_dump(config))
+    assert run_sweep(load_sweep(sweep_file(tmp_path, methods, [0])), out)["skipped"] == 2
+
     # a finished run trained with another config is not silently mixed in
     changed = {"nocot": {"trainer.stage2.steps": 7}, "rim": {}}
-    with pytest.raises(RimInputError, match="another config"):
+    with pytest.raises(RimInputError, match=r"another config .*\(trainer\.stage2\.steps\)"):
         run_sweep(load_sweep(sweep_file(tmp_path, changed, [0])), out)
 
 

@@ -262,17 +262,31 @@ def _finished(job: Job) -> bool:
         return False
     saved = job.run_dir / "config.yaml"
     if saved.is_file():
-        old = yaml.safe_load(saved.read_text()) or {}
+        raw = yaml.safe_load(saved.read_text()) or {}
+        try:  # settings added since the run was trained take their defaults
+            old = config_from_dict(raw, source=str(saved)).to_dict()
+        except RimInputError:
+            old = raw
         new = job.cfg.to_dict()
         for d in (old, new):  # where the data lies and how many threads ran do not matter
             d.get("data", {}).pop("train", None)
             d.get("data", {}).pop("eval", None)
             d.get("trainer", {}).pop("threads", None)
         if old != new:
-            raise RimInputError("a finished run was trained with another config than the sweep "
-                                "now asks for: use another --out or delete the run",
+            key = _first_difference(old, new)
+            raise RimInputError(f"a finished run was trained with another config than the sweep "
+                                f"now asks for ({key}): use another --out or delete the run",
                                 source=str(job.run_dir))
     return True
+
+
+def _first_difference(old: Any, new: Any, prefix: str = "") -> str:
+    """The dotted key of the first setting that differs between two config dicts."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                return _first_difference(old.get(key), new.get(key), f"{prefix}{key}.")
+    return prefix.rstrip(".") or "config"
 
 
 def _run_in_process(jobs: list[Job], out: Path, console: Console | None) -> list[str]:
@@ -452,7 +466,7 @@ def _write(summary: dict, out: Path, console: Console | None) -> None:
     what = (f"task {task['name']} {task.get('options') or ''}".strip() if task
             else f"data {summary['data']}")
     if task and summary.get("eval_file"):
-        what += f", evaluated on {summary['eval_file']}"
+        what += f", evaluated on {os.path.relpath(summary['eval_file'])}"
     title = f"Accuracy: {what}"
     notes = [f"{summary['finished_runs']} of {summary['expected_runs']} runs finished "
              f"(seeds {', '.join(map(str, summary['seeds']))}); mean and standard error over "
