@@ -1,6 +1,12 @@
 """Benchmarks on tiny settings: the structure of what they write, never their timings."""
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -241,6 +247,28 @@ def test_disjoint_task_holds_the_test_questions_out_of_training(tmp_path):
     assert seen_fraction(test, full) > 0 and seen_fraction(test, kept) == 0
     held_out = {r.question for r in test}
     assert kept == [r for r in full if r.question not in held_out]
+
+
+def test_stopping_a_sweep_stops_its_training_subprocesses(tmp_path):
+    path = sweep_file(tmp_path, ["nocot"], [0, 1], concurrent=2)
+    raw = yaml.safe_load(path.read_text())
+    raw["config"]["trainer"]["stage2"]["steps"] = 100000  # runs that would not end by themselves
+    path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "out"
+    sweep = subprocess.Popen([sys.executable, "-m", "rim.cli", "bench", "accuracy", str(path),
+                              "--out", str(out)], stdout=subprocess.PIPE, text=True)
+    pids = []
+    while len(pids) < 2:
+        line = sweep.stdout.readline()
+        assert line, "the sweep ended before starting its runs"
+        pids += [int(p) for p in re.findall(r"\(pid (\d+)\)", line)]
+    time.sleep(1)
+    sweep.send_signal(signal.SIGTERM)  # what `timeout` sends
+    assert sweep.wait(timeout=60) != 0
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not (out / "runs" / "nocot" / "seed0" / "eval.json").exists()
 
 
 def test_sweep_errors_name_the_problem(tmp_path):

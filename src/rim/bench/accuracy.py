@@ -29,14 +29,17 @@ stage 2; Coconut's steps spread over its latent stages).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -316,33 +319,60 @@ def _run_subprocesses(jobs: list[Job], out: Path, concurrent: int, threads: int 
     (out / "configs").mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     pending, running, failed, done = list(jobs), {}, [], 0
-    while pending or running:
-        while pending and len(running) < concurrent:
-            job = pending.pop(0)
-            config = out / "configs" / f"{job.name}.yaml"
-            config.write_text(yaml.safe_dump(job.cfg.to_dict(), sort_keys=False))
-            log_file = (out / "logs" / f"{job.name}.log").open("w")
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "rim.cli", "train", str(config), "--out",
-                 str(job.run_dir), "--no-progress"], stdout=log_file, stderr=subprocess.STDOUT,
-                env=env)
-            running[job.name] = (proc, log_file)
-            if console is not None:
-                console.print(f"started {job.name} (pid {proc.pid})")
-        time.sleep(0.5)
-        for name, (proc, log_file) in list(running.items()):
-            if proc.poll() is None:
-                continue
-            log_file.close()
-            del running[name]
-            done += 1
-            if proc.returncode != 0:
-                failed.append(name)
-                log.error("run %s failed (exit %d); see %s", name, proc.returncode,
-                          out / "logs" / f"{name}.log")
-            elif console is not None:
-                console.print(f"finished {name} ({done}/{len(jobs)})")
+    with _stop_children_on_exit(running):
+        while pending or running:
+            while pending and len(running) < concurrent:
+                job = pending.pop(0)
+                config = out / "configs" / f"{job.name}.yaml"
+                config.write_text(yaml.safe_dump(job.cfg.to_dict(), sort_keys=False))
+                log_file = (out / "logs" / f"{job.name}.log").open("w")
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "rim.cli", "train", str(config), "--out",
+                     str(job.run_dir), "--no-progress"], stdout=log_file, stderr=subprocess.STDOUT,
+                    env=env)
+                running[job.name] = (proc, log_file)
+                if console is not None:
+                    console.print(f"started {job.name} (pid {proc.pid})")
+            time.sleep(0.5)
+            for name, (proc, log_file) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                log_file.close()
+                del running[name]
+                done += 1
+                if proc.returncode != 0:
+                    failed.append(name)
+                    log.error("run %s failed (exit %d); see %s", name, proc.returncode,
+                              out / "logs" / f"{name}.log")
+                elif console is not None:
+                    console.print(f"finished {name} ({done}/{len(jobs)})")
     return failed
+
+
+@contextlib.contextmanager
+def _stop_children_on_exit(running: dict[str, tuple[subprocess.Popen, Any]]):
+    """On any exit (an error, Ctrl-C, or SIGTERM from `timeout`), stop the runs still training
+    instead of leaving them orphaned; their directories lack eval.json, so a resume retrains."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_exit) if main else None
+    try:
+        yield
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+        for proc, _ in running.values():
+            proc.terminate()
+        for proc, log_file in running.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log_file.close()
+
+
+def _raise_exit(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 # --- summary -----------------------------------------------------------------------------------
