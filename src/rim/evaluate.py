@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 
-from rim.data.answers import check_answer, digit_accuracy
+from rim.data.answers import check_answer, mean_digit_accuracy
 from rim.data.records import Record
 from rim.infer import LoadedRun
 
@@ -47,8 +47,7 @@ def evaluate(run: LoadedRun, records: list[Record], checker: str = "exact",
         "predictions": predictions,
     }
     if checker == "digits":
-        result["digit_accuracy"] = sum(digit_accuracy(t, r.answer) for t, r in
-                                       zip(predictions, records)) / len(records)
+        result["digit_accuracy"] = mean_digit_accuracy(predictions, [r.answer for r in records])
     if run.blocks and per_block:
         result["per_block"] = [sum(correct[k]) / len(records) for k in blocks]
         result["any_block_accuracy"] = sum(map(any, zip(*correct.values()))) / len(records)

@@ -416,16 +416,14 @@ def _digit_accuracy(job: Job, result: dict[str, Any]) -> float | None:
         return None
     if "digit_accuracy" in result:
         return result["digit_accuracy"]
-    from rim.data.answers import digit_accuracy
+    from rim.data.answers import mean_digit_accuracy
     from rim.data.readers import read_records
 
-    gold = read_records(job.cfg.data.eval)
-    return statistics.mean(digit_accuracy(p, r.answer)
-                           for p, r in zip(result["predictions"], gold))
+    return mean_digit_accuracy(result["predictions"],
+                               [r.answer for r in read_records(job.cfg.data.eval)])
 
 
-def summarise(sweep: Sweep, jobs: list[Job], out: Path,
-              data: dict[str, str] | None = None) -> dict[str, Any]:
+def summarise(sweep: Sweep, jobs: list[Job], out: Path, data: dict[str, str]) -> dict[str, Any]:
     """Per run and per method results of the finished runs among `jobs` (`data`: the resolved
     training and evaluation files)."""
     runs = []
@@ -460,8 +458,7 @@ def summarise(sweep: Sweep, jobs: list[Job], out: Path,
                      "digit_accuracy": statistics.mean(digits) if digits else None,
                      "any_block_accuracy": anyb, "per_block": per_block,
                      "steps": mine[0]["steps"], "train_s": train_s, "ttft_ms": ttft})
-    return {"task": sweep.task, "data": data if data is not None else sweep.data,
-            "test_seen_in_train": _seen(data or {}),
+    return {"task": sweep.task, "data": data, "test_seen_in_train": _seen(data),
             "eval_file": (sweep.data or {}).get("eval") if sweep.task else None,
             "source": sweep.source,
             "seeds": sweep.seeds, "expected_runs": len(jobs), "finished_runs": len(runs),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from fractions import Fraction
 
 from rim.errors import RimInputError
@@ -80,6 +81,11 @@ def digit_accuracy(prediction: str, gold: str) -> float:
     exact match stays at 0 long after a model has learnt some digits."""
     pred, ref = _digits_key(prediction), _digits_key(gold)
     return sum(a == b for a, b in zip(pred, ref)) / len(ref) if ref else 0.0
+
+
+def mean_digit_accuracy(predictions: Sequence[str], golds: Sequence[str]) -> float:
+    """`digit_accuracy` averaged over pairs of predictions and gold answers."""
+    return sum(digit_accuracy(p, g) for p, g in zip(predictions, golds)) / len(golds)
 
 
 def extract_answer(text: str, checker: str = "exact") -> str:
