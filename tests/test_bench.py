@@ -264,7 +264,8 @@ def test_stopping_a_sweep_stops_its_training_subprocesses(tmp_path):
         pids += [int(p) for p in re.findall(r"\(pid (\d+)\)", line)]
     time.sleep(1)
     sweep.send_signal(signal.SIGTERM)  # what `timeout` sends
-    assert sweep.wait(timeout=60) != 0
+    sweep.communicate(timeout=60)  # reads what is left on stdout, so the pipe cannot block it
+    assert sweep.returncode != 0
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
