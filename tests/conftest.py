@@ -22,9 +22,9 @@ def shared_data() -> Path:
 def trained_run(tmp_path_factory):
     """A tiny RiM model trained briefly on one-step digit chains; shared by several tests."""
     from rim.config import config_from_dict
+    from rim.data.generators.chain import generate_chain
     from rim.progress import Reporter
     from rim.run import run_training
-    from rim.tasks.chain import generate_chain
 
     root = tmp_path_factory.mktemp("trained")
     for name, n, seed in (("train", 2000, 0), ("test", 200, 1)):

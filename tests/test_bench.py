@@ -17,11 +17,11 @@ from rim.bench.common import default_methods, load_settings
 from rim.bench.latency import LatencySettings
 from rim.bench.step import StepSettings, run_step
 from rim.cli import main
+from rim.data.generators.lookup import generate_lookup
 from rim.data.readers import read_records
 from rim.data.stats import seen_fraction
 from rim.errors import RimInputError
 from rim.methods import METHODS
-from rim.tasks.lookup import generate_lookup
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = {"scratch": {"model_type": "gpt2", "n_layer": 2, "n_embd": 32, "n_head": 2},
@@ -179,7 +179,7 @@ def test_accuracy_sweep_summarises_and_resumes(tmp_path, monkeypatch):
     # a run saved before a setting existed counts as trained with that setting's default
     saved = out / "runs" / "rim" / "seed0" / "config.yaml"
     config = yaml.safe_load(saved.read_text())
-    del config["method"]["final_stage"]
+    del config["method"]["fade_end"]
     saved.write_text(yaml.safe_dump(config))
     assert run_sweep(load_sweep(sweep_file(tmp_path, methods, [0])), out)["skipped"] == 2
 
@@ -200,8 +200,8 @@ def test_accuracy_sweep_runs_concurrent_subprocesses(tmp_path):
 
 
 def test_sweep_task_generates_training_data_and_data_eval_names_the_test_file(tmp_path):
+    from rim.data.generators.lookup import generate_lookup
     from rim.data.writers import write_records
-    from rim.tasks.lookup import generate_lookup
 
     test = write_records(generate_lookup(5, 7, symbols=4, min_hops=1, max_hops=2),
                          tmp_path / "given" / "test.jsonl")
@@ -233,7 +233,7 @@ def test_sweep_task_generates_training_data_and_data_eval_names_the_test_file(tm
 
 
 def test_disjoint_task_holds_the_test_questions_out_of_training(tmp_path):
-    from rim.bench.accuracy import _data
+    from rim.bench.sweep import sweep_data as _data
 
     path = sweep_file(tmp_path, ["nocot"], [0])  # lookup with 4 symbols: few distinct questions
     overlapping = _data(load_sweep(path), tmp_path / "a")

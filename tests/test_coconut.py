@@ -10,18 +10,19 @@ from helpers import ARCHS, RECORDS, tiny_model, tiny_tokenizer, write_jsonl
 
 from rim.config import config_from_dict
 from rim.data.answers import digit_accuracy
-from rim.decoding import cache_keyword, left_pad, returned_cache
-from rim.encode import encode
+from rim.data.generators.chain import generate_chain
+from rim.encoding import encode
 from rim.errors import RimInputError
 from rim.evaluate import evaluate
+from rim.generation import cache_keyword, left_pad, returned_cache
 from rim.infer import load_run
-from rim.methods import Example, SpecialIds, make_method, method_options
+from rim.encoding import Example
+from rim.methods import SpecialIds, make_method
 from rim.methods.coconut import Coconut, think
 from rim.modeling import special_ids
 from rim.prepare import _check_fits
 from rim.progress import Reporter
 from rim.run import run_training
-from rim.tasks.chain import generate_chain
 
 TOL = 1e-5
 
@@ -41,7 +42,7 @@ def plain_thoughts(model, prefix, n):
 
 
 def coconut(tok, c=2, stages=2):
-    return make_method("coconut", special_ids(tok), 1, 2, thoughts_per_step=c, latent_stages=stages)
+    return make_method("coconut", special_ids(tok), thoughts_per_step=c, latent_stages=stages)
 
 
 @pytest.mark.parametrize("arch", list(ARCHS))
@@ -120,7 +121,7 @@ SHORT = Example(question=(4,), steps=((15,),), answer=(21, 22), cot=(15, *SEP, 2
      [13, 14, 30, 31, 20, 93]),
 ])
 def test_curriculum_sequences(stage, tokens, labels):
-    method = Coconut(SPECIAL, thoughts_per_step=2, latent_stages=2)
+    method = make_method("coconut", SPECIAL, thoughts_per_step=2, latent_stages=2)
     batch = method.collate([LONG], stage, 0.0)
     assert batch["input_ids"][0].tolist() == tokens
     assert batch["attention_mask"][0].tolist() == [1] * len(tokens)
@@ -133,7 +134,7 @@ def test_curriculum_sequences(stage, tokens, labels):
 
 
 def test_final_stage_removes_every_step_with_all_thoughts():
-    method = Coconut(SPECIAL, thoughts_per_step=1, latent_stages=2, final_stage=True)
+    method = make_method("coconut", SPECIAL, thoughts_per_step=1, latent_stages=2, final_stage=True)
     assert method.stages == ("coconut0", "coconut1", "coconut2", "coconut-final")
     assert method.settings("coconut-final") == "stage2"
     # LONG has 3 steps: stage 2 keeps the third as text, the final stage keeps none
@@ -146,11 +147,11 @@ def test_final_stage_removes_every_step_with_all_thoughts():
     assert batch["labels"].tolist() == [[-100] * 6 + [30, 31, 20, 93, -100],
                                         [-100] * 6 + [30, 31, 21, 22, 93]]
     assert method.sequence_length(LONG, "coconut-final") == 10
-    assert Coconut(SPECIAL, latent_stages=2).stages[-1] == "coconut2"
+    assert make_method("coconut", SPECIAL, latent_stages=2).stages[-1] == "coconut2"
 
 
 def test_fewer_steps_than_stage_still_get_all_thoughts_and_batch_aligns():
-    method = Coconut(SPECIAL, thoughts_per_step=2, latent_stages=2)
+    method = make_method("coconut", SPECIAL, thoughts_per_step=2, latent_stages=2)
     batch = method.collate([LONG, SHORT], "coconut2", 0.0)
     assert int(batch["prefix_len"]) == 4 and int(batch["thoughts"]) == 4
     assert batch["input_ids"].tolist() == [
@@ -169,7 +170,7 @@ def test_stages_settings_and_registration():
     assert {method.settings(s) for s in method.stages} == {"stage2"}
     assert (method.thoughts_per_step, method.latent_stages) == (3, 2)
     cfg = config_from_dict({"method": {"name": "coconut", "thoughts_per_step": 3}})
-    assert method_options(cfg.method) == {"thoughts_per_step": 3, "latent_stages": 3,
+    assert cfg.method.model_dump(exclude={"name"}) == {"thoughts_per_step": 3, "latent_stages": 3,
                                            "final_stage": False}
     with pytest.raises(ValueError):
         method.settings("stage1")
@@ -191,14 +192,15 @@ def test_batched_generate_equals_unbatched(arch):
     model = tiny_model(arch, tok, seed=5)
     method = coconut(tok, c=2, stages=2)
     questions = [encode(r, tok).question for r in RECORDS]
-    batched = method.generate(model, questions, None, max_new_tokens=6)
-    single = [method.generate(model, [q], None, max_new_tokens=6) for q in questions]
+    batched = method.generate(model, questions, max_new_tokens=6)
+    single = [method.generate(model, [q], max_new_tokens=6) for q in questions]
     assert batched.ids == [g.ids[0] for g in single]
-    exact = method.generate(model, questions[:1], None, max_new_tokens=5, ignore_eos=True)
+    exact = method.generate(model, questions[:1], max_new_tokens=5, ignore_eos=True)
     assert len(exact.ids[0]) == 5
     assert exact.forward_passes == 1 + 4 + 1 + 4  # prefill, 2*2 thoughts, `</b>`, 4 decode steps
     assert 0 < exact.ttft_s <= exact.total_s
-    fewer = method.generate(model, questions[:1], 1, max_new_tokens=5, ignore_eos=True)
+    fewer = method.generate(model, questions[:1], max_new_tokens=5, ignore_eos=True,
+                            latent_stages=1)
     assert fewer.forward_passes == 1 + 2 + 1 + 4
 
 
@@ -225,7 +227,7 @@ def test_tiny_run_trains_every_stage_and_evaluates(tmp_path):
     assert 0 <= result["accuracy"] <= 1
     run = load_run(run_dir, device="cpu")
     assert isinstance(run.method, Coconut) and run.method.latent_stages == 1
-    assert run.method.final_stage
+    assert run.method.config.final_stage
     out = evaluate(run, generate_chain(4, 2, ops=2))
     assert 0 <= out["accuracy"] <= 1 and len(out["predictions"]) == 4
     assert "digit_accuracy" not in out
@@ -237,8 +239,8 @@ def test_tiny_run_trains_every_stage_and_evaluates(tmp_path):
 
 def test_inference_prompt_length_counts_the_thoughts():
     tok = tiny_tokenizer()
-    method = make_method("coconut", special_ids(tok), 1, 2, thoughts_per_step=2, latent_stages=3)
+    method = make_method("coconut", special_ids(tok), thoughts_per_step=2, latent_stages=3)
     question = encode(RECORDS[0], tok).question
     assert method.prompt_length(question) == len(question) + 1 + 2 * 3 + 1
-    rim = make_method("rim", special_ids(tok), 4, 2)
+    rim = make_method("rim", special_ids(tok), blocks=4, block_size=2)
     assert rim.prompt_length(question) == len(question) + 4 * 4

@@ -2,7 +2,7 @@ import pytest
 from helpers import RECORDS, tiny_tokenizer
 
 from rim.curriculum import answer_weights, fading_progress, fading_weight
-from rim.encode import encode
+from rim.encoding import encode
 from rim.methods import make_method
 from rim.modeling import special_ids
 
@@ -25,11 +25,11 @@ def test_answer_weights_increase_linearly_and_sum_to_one():
 
 
 def test_fading_progress_window():
-    assert fading_progress(0, 100) == 0.0
-    assert fading_progress(50, 100) == 0.5
-    assert fading_progress(50, 100, start=0.5, end=1.0) == 0.0
-    assert fading_progress(75, 100, start=0.5, end=1.0) == 0.5
-    assert fading_progress(100, 100, start=0.0, end=0.5) == 1.0
+    assert fading_progress(0.0) == 0.0
+    assert fading_progress(0.5) == 0.5
+    assert fading_progress(0.5, start=0.5, end=1.0) == 0.0
+    assert fading_progress(0.75, start=0.5, end=1.0) == 0.5
+    assert fading_progress(1.0, start=0.0, end=0.5) == 1.0
 
 
 def test_stage1_layout_drops_faded_steps_and_keeps_the_answer():

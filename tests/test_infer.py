@@ -4,8 +4,8 @@ import pytest
 import torch
 from helpers import ARCHS, RECORDS, tiny_model, tiny_tokenizer
 
-from rim.decoding import greedy_generate
-from rim.encode import encode
+from rim.encoding import encode
+from rim.generation import greedy_generate
 from rim.methods import make_method
 from rim.modeling import special_ids
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from helpers import ARCHS, RECORDS, tiny_model, tiny_tokenizer
 
-from rim.encode import encode
-from rim.methods import make_method
+from rim.encoding import encode
+from rim.methods import METHODS, make_method
 from rim.modeling import special_ids
 from rim.segments import collate, pack
 
@@ -37,7 +37,9 @@ def test_readout_logits_equal_plain_causal_sequence(arch, method_name, stage, pr
     tok = tiny_tokenizer()
     model = tiny_model(arch, tok)
     special = special_ids(tok)
-    method = make_method(method_name, special, blocks=3, block_size=2)
+    blocks = {k: v for k, v in {"blocks": 3, "block_size": 2}.items()
+              if k in METHODS[method_name].Config.model_fields}
+    method = make_method(method_name, special, **blocks)
     examples = [encode(r, tok) for r in RECORDS]
     layouts = [method.layout(ex, stage, progress) for ex in examples]
     packed = [pack(segs) for segs in layouts]

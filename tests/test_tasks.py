@@ -3,8 +3,8 @@ import json
 import pytest
 
 from rim.cli import main
+from rim.data.generators.chain import apply, generate_chain
 from rim.errors import RimInputError
-from rim.tasks.chain import apply, generate_chain
 
 
 def test_chain_steps_follow_the_moves():

@@ -1,19 +1,38 @@
-"""The `rim` command: train, eval, infer, quickstart, data, bench."""
+"""The `rim` command: train, eval, infer, quickstart, config, data, bench."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from importlib import metadata
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
+from rim.bench.cli import register as register_bench
+from rim.data.cli import register as register_data
 from rim.errors import RimInputError
+from rim.progress import console, err_console, setup_logging
+from rim.settings_cli import positive_int
 
-console = Console()
-err_console = Console(stderr=True)
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose commands take positionals after options, as in
+    `rim train CONFIG --out RUN key=value`, and whose help shows defaults."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._subparsers is not None or getattr(self, "_intermixing", False):
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True  # parse_known_intermixed_args calls back into this method
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -38,7 +57,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     records = read_records(args.data)[: args.limit]
     run = load_run(args.run)
-    checker = args.checker or run.info.get("checker", "exact")
+    checker = args.checker or run.info.checker
     passes = max(run.blocks, 1) if not args.final_only else 1
     with Progress(console=err_console, disable=args.json, transient=True) as bar:
         task = bar.add_task("evaluating", total=len(records) * passes)
@@ -72,6 +91,34 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from rim.config import Config, load_config
+    from rim.settings_cli import settings_rows
+
+    if args.config is not None:
+        cfg = load_config(args.config, args.overrides)
+        print(json.dumps(cfg.to_dict(), indent=2) if args.json else _yaml(cfg.to_dict()), end="")
+        return 0
+    if args.json:
+        print(json.dumps(Config.model_json_schema(), indent=2))
+        return 0
+    table = Table(title="rim train settings (set in YAML or as key=value)")
+    table.add_column("key", no_wrap=True)
+    table.add_column("type", no_wrap=True)
+    table.add_column("default", overflow="fold")
+    table.add_column("help", overflow="fold", ratio=1)
+    for row in settings_rows(Config):
+        table.add_row(*row)
+    console.print(table)
+    return 0
+
+
+def _yaml(data: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False)
+
+
 def eval_table(result: dict, title: str) -> Table:
     """A rich table of an evaluation result."""
     table = Table(title=title)
@@ -92,59 +139,60 @@ def eval_table(result: dict, title: str) -> Table:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `rim`."""
-    parser = argparse.ArgumentParser(prog="rim", description="Reasoning in Memory")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="rim", description="Reasoning in Memory")
+    parser.add_argument("--version", action="version",
+                        version=f"rim {metadata.version('reasoning-in-memory')}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    p = sub.add_parser("train", help="train a model with a method from a YAML config")
+    p = sub.add_parser("train", help="train a model with a method from a YAML config",
+                       epilog="example: rim train configs/examples/multiplication.yaml "
+                              "--out runs/mult trainer.seed=1")
     p.add_argument("config", help="YAML config (may include others)")
     p.add_argument("--out", required=True, help="run directory to create")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer.seed=1")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a trained run on a data file")
+    p = sub.add_parser("eval", help="evaluate a trained run on a data file",
+                       epilog="example: rim eval runs/mult --data data/mult4/test.jsonl")
     p.add_argument("run", help="run directory (or its model/ directory)")
     p.add_argument("--data", required=True, help="records to evaluate on")
     p.add_argument("--checker", help="answer checker (default: the run's)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N records")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="questions per batch")
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate the first N records")
     p.add_argument("--final-only", action="store_true", help="skip per-block accuracy")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("infer", help="answer one question with a trained run")
-    p.add_argument("run")
-    p.add_argument("question")
+    p = sub.add_parser("infer", help="answer one question with a trained run",
+                       epilog='example: rim infer runs/mult "5 6 3 2 * 7 4 3 4" --every-block')
+    p.add_argument("run", help="run directory (or its model/ directory)")
+    p.add_argument("question", help="the question, as in the training data")
     p.add_argument("--every-block", action="store_true", help="answer after each block")
     p.set_defaults(func=cmd_infer)
 
-    p = sub.add_parser("quickstart", help="train RiM and no-CoT on a built-in task, compare")
+    p = sub.add_parser("quickstart", help="train RiM and no-CoT on a built-in task, compare",
+                       epilog="example: rim quickstart --out runs/quickstart")
     p.add_argument("--out", default="runs/quickstart", help="output directory")
     p.set_defaults(func=cmd_quickstart)
 
-    _register_optional(sub)
-    from rim.bench.cli import register as register_bench
+    p = sub.add_parser("config", help="list every training setting, or print a resolved config",
+                       epilog="examples: rim config; rim config --json; "
+                              "rim config configs/examples/prosqa.yaml trainer.seed=1")
+    p.add_argument("config", nargs="?", help="a config to resolve (includes and overrides)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides")
+    p.add_argument("--json", action="store_true", help="JSON: the schema, or the resolved config")
+    p.set_defaults(func=cmd_config)
 
+    register_data(sub)
     register_bench(sub)
     return parser
 
 
-def _register_optional(sub) -> None:
-    try:
-        from rim.data.cli import register as register_data
-    except ImportError:
-        return
-    register_data(sub)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a sub-command; bad input prints one line and exits with code 2."""
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command == "train" and all("=" in e for e in extra):
-        args.overrides += extra  # overrides may also follow --out
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = build_parser().parse_args(argv)
+    setup_logging(err_console)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # rim shows its own progress; no bar per weight load

@@ -23,11 +23,9 @@ def answer_weights(n_blocks: int) -> list[float]:
     return [k / total for k in range(1, n_blocks + 1)]
 
 
-def fading_progress(step: int, total_steps: int, start: float = 0.0, end: float = 1.0) -> float:
-    """Progress p in [0, 1] of the fading phase, which spans fractions [start, end] of stage 1."""
-    if total_steps <= 0:
-        return 1.0
-    frac = step / total_steps
+def fading_progress(fraction: float, start: float = 0.0, end: float = 1.0) -> float:
+    """Progress p in [0, 1] of the fading phase, which spans fractions [start, end] of stage 1;
+    `fraction` is how far stage 1 is (step / steps of the step being trained)."""
     if end <= start:
-        return 0.0 if frac < start else 1.0
-    return min(1.0, max(0.0, (frac - start) / (end - start)))
+        return 0.0 if fraction < start else 1.0
+    return min(1.0, max(0.0, (fraction - start) / (end - start)))

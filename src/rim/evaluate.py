@@ -61,7 +61,7 @@ def time_to_first_token(run: LoadedRun, questions: list[str], warmup: int = 2) -
     times = []
     warmup = min(warmup, len(questions))
     for i, q in enumerate([*questions[:warmup], *questions]):
-        gen = run.method.generate(run.model, [run.question_ids(q)], None, max_new_tokens=1)
+        gen = run.method.generate(run.model, [run.question_ids(q)], max_new_tokens=1)
         if i >= warmup:
             times.append(gen.ttft_s * 1000)
     return statistics.median(times)

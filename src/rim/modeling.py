@@ -19,6 +19,15 @@ from rim.methods.base import SpecialIds
 from rim.tokenizer import SPECIAL_TOKENS, train_tokenizer
 
 OPEN, MEMORY, CLOSE = SPECIAL_TOKENS
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+"""torch dtypes by the names configs use (`rim.schema.Dtype`)."""
+
+
+def torch_device(name: str) -> torch.device:
+    """The torch device `name` (`cpu`, `cuda`, `cuda:N`); CUDA must be available."""
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RimInputError(f"device {name!r} asked for, but CUDA is not available")
+    return torch.device(name)
 
 
 def load_tokenizer(name_or_path: str, gguf_file: str | None = None) -> PreTrainedTokenizerBase:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rim.config import Config
 from rim.data.readers import read_records
 from rim.data.records import Record
-from rim.encode import encode, texts_of
+from rim.encoding import Example, encode, texts_of
 from rim.errors import RimInputError
-from rim.methods import Example, Method, make_method, method_options
+from rim.methods import Method, make_method
 from rim.modeling import (
+    DTYPES,
     add_lora,
     build_model,
     context_length,
@@ -22,8 +22,6 @@ from rim.modeling import (
     scratch_tokenizer,
     special_ids,
 )
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass
@@ -58,8 +56,7 @@ def prepare(cfg: Config) -> Prepared:
     else:
         tok = load_tokenizer(cfg.model.name_or_path, cfg.model.gguf_file)
         model = load_model(cfg.model.name_or_path, tok, cfg.model.gguf_file, dtype)
-    method = make_method(cfg.method.name, special_ids(tok), cfg.method.blocks,
-                         cfg.method.block_size, **method_options(cfg.method))
+    method = make_method(cfg.method, special_ids(tok))
 
     examples = [encode(r, tok) for r in records]
     limit = context_length(model)

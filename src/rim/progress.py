@@ -9,12 +9,16 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 log = logging.getLogger("rim")
+console = Console()
+"""Standard output: tables and results."""
+err_console = Console(stderr=True)
+"""Standard error: progress, logs and error messages."""
 
 
-def setup_logging(console: Console, level: int = logging.INFO) -> None:
-    """Send the `rim` logger to `console` through rich."""
+def setup_logging(to: Console = err_console, level: int = logging.INFO) -> None:
+    """Send the `rim` logger to the console `to` through rich."""
     if not log.handlers:
-        log.addHandler(RichHandler(console=console, show_path=False, markup=False))
+        log.addHandler(RichHandler(console=to, show_path=False, markup=False))
     log.setLevel(level)
     log.propagate = False
 
@@ -22,11 +26,11 @@ def setup_logging(console: Console, level: int = logging.INFO) -> None:
 class Reporter:
     """A progress bar per training stage (or silence when `enabled` is False)."""
 
-    def __init__(self, console: Console | None = None, enabled: bool = True) -> None:
+    def __init__(self, to: Console | None = None, enabled: bool = True) -> None:
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(),
-            console=console or Console(stderr=True), disable=not enabled, transient=False,
+            console=to or err_console, disable=not enabled, transient=False,
         )
 
     def start_stage(self, name: str, total: int) -> int:

@@ -1,29 +1,27 @@
 """`rim quickstart`: generate a task offline, train RiM and no-CoT from scratch, compare.
 
-Both runs start as `rim train` processes side by side (one CPU thread each), so the whole
-job fits a few minutes on two cores. Results go to `OUT/results.json` and a table.
+A two-method sweep: both runs start as `rim train` processes side by side (one CPU thread
+each, `rim.jobs`), so the whole job fits a few minutes on two cores. Results go to
+`OUT/results.json` and a table.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from importlib import resources
 from pathlib import Path
 
+import yaml
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rim.config import load_config
+from rim.bench.sweep import Sweep, TaskSpec, sweep_data
+from rim.config import Config, apply_overrides
+from rim.data.readers import read_records
 from rim.data.stats import seen_fraction
-from rim.data.writers import write_records
 from rim.errors import RimInputError
-from rim.tasks.chain import generate_chain
-from rim.train import stage_steps
+from rim.jobs import Job, run_jobs
 
 OPS = 4
 NOCOT_STEPS = 3000  # a no-CoT step is cheaper: 3000 take about the wall time of RiM's 1400
@@ -39,69 +37,34 @@ def quickstart(out: Path, console: Console, *, train_size: int = 20000, test_siz
     if out.exists() and any(out.iterdir()):
         raise RimInputError("output directory exists and is not empty", source=str(out))
     start = time.perf_counter()
-    data = out / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    train, test = generate_chain(train_size, seed=0, ops=OPS), generate_chain(test_size, seed=1, ops=OPS)
-    write_records(train, data / "train.jsonl")
-    write_records(test, data / "test.jsonl")
-    config = out / "config.yaml"
-    config.write_text(resources.files("rim").joinpath("configs/quickstart.yaml").read_text())
-    common = [f"data.train={data / 'train.jsonl'}", f"data.eval={data / 'test.jsonl'}",
-              *overrides]
-    runs = {
-        "rim": common + ["method.name=rim"],
-        "nocot": common + ["method.name=nocot", f"trainer.stage2.steps={nocot_steps}",
-                           "trainer.stage2.lr=1e-3"],
-    }
-    _train_side_by_side(config, out, runs, console)
+    base = yaml.safe_load(resources.files("rim").joinpath("configs/quickstart.yaml").read_text())
+    apply_overrides(base, overrides, Config)
+    sweep = Sweep(base, {"rim": {}, "nocot": {"trainer.stage2.steps": nocot_steps,
+                                              "trainer.stage2.lr": 1e-3}},
+                  seeds=[0], task=TaskSpec(name="chain", train=train_size, test=test_size,
+                                           options={"ops": OPS}),
+                  concurrent=2, threads=1, source="rim quickstart")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+    data = sweep_data(sweep, out)
+    jobs = [Job(m, sweep.run_config(m, 0, data), out / m) for m in sweep.methods]
+    failed = run_jobs(jobs, out, sweep.concurrent, sweep.threads, console)
+    if failed:
+        raise RuntimeError(f"training {', '.join(failed)} failed; see {out}/logs/{failed[0]}.log")
     methods = {}
-    for name in runs:
-        result = json.loads((out / name / "eval.json").read_text())
-        methods[name] = {k: result[k] for k in ("accuracy", "ttft_ms", "latency_ms_per_question")
-                         if k in result}
+    for job in jobs:
+        result = json.loads((job.run_dir / "eval.json").read_text())
+        methods[job.name] = {k: result[k] for k in ("accuracy", "ttft_ms",
+                                                    "latency_ms_per_question") if k in result}
         if "per_block" in result:
-            methods[name]["per_block"] = result["per_block"]
+            methods[job.name]["per_block"] = result["per_block"]
+    seen = seen_fraction(read_records(data["eval"]), read_records(data["train"]))
     results = {"task": f"digit chains, {OPS} moves mod 10 (chance 10%)",
-               "test_seen_in_train": seen_fraction(test, train),
+               "test_seen_in_train": seen,
                "wall_seconds": round(time.perf_counter() - start, 1), "methods": methods}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     console.print(results_table(results))
     return results
-
-
-def _train_side_by_side(config: Path, out: Path, runs: dict[str, list[str]],
-                        console: Console) -> None:
-    procs, totals = {}, {}
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for name, overrides in runs.items():
-        cfg = load_config(config, overrides)
-        totals[name] = sum(stage_steps(getattr(cfg.trainer, s), 1, 1) for s in
-                           ("stage1", "stage2") if name == "rim" or s == "stage2")
-        log = (out / f"{name}.log").open("w")
-        procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "rim.cli", "train", str(config), "--out", str(out / name),
-             "--no-progress", *overrides], stdout=log, stderr=subprocess.STDOUT, env=env)
-    columns = (TextColumn("{task.description:>6}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[status]}"), TimeElapsedColumn())
-    with Progress(*columns, console=console) as bar:
-        tasks = {n: bar.add_task(n, total=totals[n], status="training") for n in procs}
-        while any(p.poll() is None for p in procs.values()):
-            for name in procs:
-                bar.update(tasks[name], completed=_last_step(out / name / "metrics.jsonl"),
-                           status="training" if procs[name].poll() is None else "done")
-            time.sleep(1)
-        for name in procs:
-            bar.update(tasks[name], completed=totals[name], status="done")
-    failed = [n for n, p in procs.items() if p.returncode != 0]
-    if failed:
-        raise RuntimeError(f"training {', '.join(failed)} failed; see {out}/{failed[0]}.log")
-
-
-def _last_step(metrics: Path) -> int:
-    if not metrics.is_file():
-        return 0
-    lines = metrics.read_text().splitlines()
-    return json.loads(lines[-1])["step"] if lines else 0
 
 
 def results_table(results: dict) -> Table:

@@ -1,8 +1,9 @@
 """The training loop: every stage of the method in turn, over Hugging Face Accelerate.
 
 One process is simply world size 1; `accelerate launch` runs the same code on many GPUs.
-Each stage gets a fresh optimizer and a constant-with-warmup schedule; the curriculum's
-progress is handed to the collator, which lays out each batch for the current step.
+Each stage gets a fresh optimizer and a constant-with-warmup schedule. The loader yields
+examples; each step asks the method for the batch laid out at that step's point of the stage
+(`fraction = step / steps`), so the curriculum is a plain function of the step.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -20,24 +20,11 @@ from torch.utils.data import DataLoader
 from transformers import get_constant_schedule_with_warmup
 
 from rim.config import StageConfig
-from rim.curriculum import fading_progress
-from rim.infer import RUN_INFO
-from rim.methods import Example, Method, method_options
+from rim.encoding import Example
 from rim.modeling import set_dropout
 from rim.prepare import Prepared
 from rim.progress import Reporter
-
-
-@dataclass
-class StageCollator:
-    """Collates a batch of examples for one stage at the current curriculum progress."""
-
-    method: Method
-    stage: str
-    progress: float = 0.0
-
-    def __call__(self, batch: list[Example]) -> dict[str, torch.Tensor]:
-        return self.method.collate(batch, self.stage, self.progress)
+from rim.runinfo import RunInfo
 
 
 def stage_steps(stage: StageConfig, n_examples: int, batch_size: int) -> int:
@@ -93,9 +80,8 @@ def _run_stage(prep: Prepared, model: torch.nn.Module, stage: str, accelerator: 
         return global_step
     if settings.dropout is not None:
         set_dropout(prep.model, settings.dropout)
-    collator = StageCollator(prep.method, stage)
     loader = DataLoader(prep.train, batch_size=cfg.trainer.batch_size, shuffle=True,
-                        collate_fn=collator, drop_last=len(prep.train) > cfg.trainer.batch_size)
+                        collate_fn=_examples, drop_last=len(prep.train) > cfg.trainer.batch_size)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=cfg.trainer.weight_decay)
     scheduler = get_constant_schedule_with_warmup(optimizer, int(settings.warmup * steps))
@@ -105,7 +91,10 @@ def _run_stage(prep: Prepared, model: torch.nn.Module, stage: str, accelerator: 
     start = time.perf_counter()
     task = reporter.start_stage(stage, steps)
     while step < steps:
-        for batch in loader:  # laid out by the collator at the curriculum's current progress
+        for examples in loader:
+            fraction = step / steps  # how far the stage is at the step this batch trains
+            batch = {k: v.to(accelerator.device)
+                     for k, v in prep.method.collate(examples, stage, fraction).items()}
             with accelerator.accumulate(model):
                 loss = prep.method.loss(model, batch)
                 accelerator.backward(loss)
@@ -120,13 +109,11 @@ def _run_stage(prep: Prepared, model: torch.nn.Module, stage: str, accelerator: 
                 continue
             step += 1
             global_step += 1
-            collator.progress = fading_progress(step, steps, cfg.method.fade_start,
-                                                cfg.method.fade_end)
             if step % cfg.trainer.log_every == 0 or step == steps:
                 elapsed = time.perf_counter() - start
                 row = {"step": global_step, "stage": stage, "stage_step": step,
                        "loss": loss_sum / loss_n, "lr": scheduler.get_last_lr()[0],
-                       "progress": collator.progress, "tokens_per_s": tokens / elapsed,
+                       "fraction": fraction, "tokens_per_s": tokens / elapsed,
                        "elapsed_s": elapsed}
                 _log(accelerator, metrics, row)
                 reporter.advance(task, step, loss=row["loss"])
@@ -155,8 +142,11 @@ def _save(model, prep: Prepared, out: Path, merge: bool = False) -> None:
     model.save_pretrained(out, safe_serialization=True)
     prep.tok.save_pretrained(out)
     cfg = prep.cfg
-    info = {"method": cfg.method.name, "blocks": cfg.method.blocks,
-            "block_size": cfg.method.block_size, "checker": cfg.data.checker,
-            "max_new_tokens": cfg.trainer.max_new_tokens, "options": method_options(cfg.method),
-            "prompt_suffix": "".join(prep.tok.convert_ids_to_tokens(prep.method.prompt(())))}
-    (out / RUN_INFO).write_text(json.dumps(info, indent=2) + "\n")
+    suffix = "".join(prep.tok.convert_ids_to_tokens(prep.method.prompt(())))
+    RunInfo(method=cfg.method, checker=cfg.data.checker, max_new_tokens=cfg.trainer.max_new_tokens,
+            prompt_suffix=suffix).save(out)
+
+
+def _examples(batch: list[Example]) -> list[Example]:
+    """The loader's collate function: examples stay examples until the step lays them out."""
+    return batch

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+from pydantic import BaseModel
 from transformers import PreTrainedModel
 
-from rim.config import Config, ModelConfig, dataclass_from_dict, load_config, read_yaml
+from rim.config import ModelConfig, load_config, read_yaml
 from rim.errors import RimInputError
-from rim.methods import METHODS, SpecialIds, make_method, method_options
-from rim.methods.base import Method
+from rim.methods import METHODS, Method, SpecialIds, make_method
+from rim.modeling import DTYPES
+from rim.schema import validate
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+S = TypeVar("S", bound=BaseModel)
 
 # The random model's vocabulary is laid out like `rim.tokenizer`'s: pad, end, <b>, <m>, </b>, then
 # plain tokens. Only the ids matter for timing.
@@ -24,55 +25,48 @@ FIRST_PLAIN_ID = 5
 
 
 def default_methods() -> list[str]:
-    """Every registered method, baselines first (Coconut too once it is registered)."""
-    order = ["nocot", "cot", "pause", "rim", "coconut"]
-    return [m for m in order if m in METHODS] + [m for m in METHODS if m not in order]
+    """Every registered method, in the registry's order."""
+    return list(METHODS)
 
 
 def check_methods(methods: list[str]) -> list[str]:
     """`methods`, each checked against `METHODS`."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise RimInputError(f"unknown method {unknown[0]!r} (known: {', '.join(METHODS)})")
+        raise ValueError(f"unknown method {unknown[0]!r} (known: {', '.join(METHODS)})")
     return methods
 
 
-def build_method(name: str, special: SpecialIds, blocks: int, block_size: int,
-                 thoughts_per_step: int = 1, latent_stages: int = 3) -> Method:
-    """A method by name with the method settings of `rim.config.MethodConfig`."""
-    from rim.config import MethodConfig
-
-    cfg = MethodConfig(name=name, blocks=blocks, block_size=block_size,
-                       thoughts_per_step=thoughts_per_step, latent_stages=latent_stages)
-    return make_method(name, special, blocks, block_size, **method_options(cfg))
+def build_method(name: str, special: SpecialIds, **settings: Any) -> Method:
+    """The method `name` with those of `settings` that are its own (e.g. `blocks` for RiM and
+    pause, `latent_stages` for Coconut); None values keep the method's defaults."""
+    fields = METHODS[name].Config.model_fields
+    return make_method(name, special, **{k: v for k, v in settings.items()
+                                         if k in fields and v is not None})
 
 
 # --- settings files ---------------------------------------------------------------------------
 
-def load_settings(cls: type, path: str | Path | None, paths: tuple[str, ...] = ()) -> Any:
-    """Settings dataclass `cls` from a YAML mapping (None: the defaults).
-
-    Keys are the dataclass fields; fields named in `paths` are file paths, resolved relative to
-    the YAML file.
-    """
-    if path is None:
-        return cls()
-    path = Path(path)
-    raw = read_yaml(path)
-    for key in paths:
-        if isinstance(raw.get(key), str):
-            raw[key] = str((path.parent / raw[key]).resolve())
-    return settings_from_dict(cls, raw, str(path))
-
-
-def settings_from_dict(cls: type, raw: dict[str, Any], source: str = "<settings>") -> Any:
-    """Validate `raw` against the fields (and simple types) of dataclass `cls`."""
-    return dataclass_from_dict(cls, raw, source)
+def load_settings(cls: type[S], path: str | Path | None, paths: tuple[str, ...] = (),
+                  **given: Any) -> S:
+    """Settings `cls` from a YAML mapping (None: the defaults), with `given` values (command-line
+    flags) on top. Fields named in `paths` are file paths, resolved relative to the YAML file."""
+    raw: dict[str, Any] = {}
+    source = "command line"
+    if path is not None:
+        path = Path(path)
+        raw = read_yaml(path, cls)
+        for key in paths:
+            if isinstance(raw.get(key), str):
+                raw[key] = str((path.parent / raw[key]).resolve())
+        source = str(path)
+    raw.update({k: v for k, v in given.items() if v is not None})
+    return validate(cls, raw, source)
 
 
-def override(settings: Any, **values: Any) -> Any:
-    """`settings` with every value that is not None replaced (command-line options)."""
-    return dataclasses.replace(settings, **{k: v for k, v in values.items() if v is not None})
+def settings_from_dict(cls: type[S], raw: dict[str, Any], source: str = "<settings>") -> S:
+    """Validate `raw` against the fields of settings type `cls`."""
+    return validate(cls, raw, source)
 
 
 # --- models ------------------------------------------------------------------------------------
@@ -82,8 +76,7 @@ def model_config(path: str | Path | None) -> ModelConfig:
     (a 4-layer, d-256 GPT-2 built from scratch)."""
     if path is None:
         return ModelConfig()
-    cfg: Config = load_config(path)
-    return cfg.model
+    return load_config(path).model
 
 
 class _Vocabulary:
@@ -114,16 +107,24 @@ class BenchModel:
         return sum(p.numel() for p in self.model.parameters())
 
 
+def bench_model(cfg: ModelConfig, dtype: str = "float32", seed: int = 0) -> BenchModel:
+    """The model to time: the pretrained `cfg.name_or_path` with its tokenizer, or a randomly
+    initialised model of `cfg.scratch`."""
+    if cfg.name_or_path is None:
+        return random_model(cfg, dtype, seed)
+    from rim.modeling import load_model, load_tokenizer, special_ids
+
+    tok = load_tokenizer(cfg.name_or_path, cfg.gguf_file)
+    model = load_model(cfg.name_or_path, tok, cfg.gguf_file, DTYPES[dtype])
+    return BenchModel(model, special_ids(tok), (0, len(tok)), tok, cfg.name_or_path)
+
+
 def random_model(cfg: ModelConfig, dtype: str = "float32", seed: int = 0) -> BenchModel:
-    """A randomly initialised model of `cfg` (scratch config, `vocab_size` tokens), or the
-    pretrained `cfg.name_or_path` with its tokenizer."""
-    from rim.modeling import build_model, load_model, load_tokenizer, special_ids
+    """A randomly initialised model of `cfg.scratch` with `cfg.vocab_size` tokens and no
+    tokenizer (ids laid out as `RANDOM_SPECIAL`)."""
+    from rim.modeling import build_model
 
     torch.manual_seed(seed)
-    if cfg.name_or_path is not None:
-        tok = load_tokenizer(cfg.name_or_path, cfg.gguf_file)
-        model = load_model(cfg.name_or_path, tok, cfg.gguf_file, DTYPES[dtype])
-        return BenchModel(model, special_ids(tok), (0, len(tok)), tok, cfg.name_or_path)
     if cfg.vocab_size <= FIRST_PLAIN_ID:
         raise RimInputError(f"vocab_size must be above {FIRST_PLAIN_ID}", source="model.vocab_size")
     model = build_model(cfg.scratch, _Vocabulary(cfg.vocab_size), cfg.max_length, DTYPES[dtype])

@@ -26,66 +26,82 @@ from __future__ import annotations
 
 import random
 import statistics
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import Field, field_validator
 from rich.console import Console
 
 from rim.bench import report
 from rim.bench.common import (
-    DTYPES,
     BenchModel,
+    bench_model,
     build_method,
     check_methods,
     default_methods,
     describe_model,
     model_config,
-    random_model,
 )
 from rim.errors import RimInputError
-from rim.methods.base import Method
-from rim.modeling import context_length
+from rim.methods import Method
+from rim.modeling import DTYPES, context_length, torch_device
+from rim.schema import Device, Dtype, Section
 
 
-@dataclass
-class LatencySettings:
+class LatencySettings(Section):
     """Settings of `rim bench latency` (also the keys of a configs/bench/latency-*.yaml file)."""
 
     model: str | None = None
     """Model preset (a config file with a `model:` section, e.g. configs/model/tiny.yaml);
-    None: the default 4-layer d-256 GPT-2. Ignored with `run`."""
+    null: the default 4-layer d-256 GPT-2. Ignored with `run`."""
     run: str | None = None
     """A trained run directory: its weights, tokenizer, K and M instead of a random model."""
     data: str | None = None
     """Records whose questions are asked (needs a tokenizer: `run` or a pretrained model);
-    None: random questions of `question_tokens` tokens."""
+    null: random questions of `question_tokens` tokens."""
     methods: list[str] | None = None
-    """Methods to time; None: all registered (nocot, cot, pause, rim, and coconut if present)."""
-    batches: list[int] = field(default_factory=lambda: [1, 64])
-    device: str = "cpu"
-    dtype: str = "float32"
-    """Weights dtype: float32, bfloat16 (GPU) or float16."""
-    question_tokens: int = 48
+    """Methods to time; null: every registered method."""
+    batches: list[int] = Field(default_factory=lambda: [1, 64], min_length=1)
+    """Batch sizes."""
+    device: Device = "cpu"
+    """cpu, cuda or cuda:N."""
+    dtype: Dtype = "float32"
+    """Weights dtype (bfloat16 on a GPU)."""
+    question_tokens: int = Field(48, ge=1)
     """Q: tokens of a random question (GSM8k questions are about 40-60 GPT-2 tokens)."""
-    answer_tokens: int = 4
+    answer_tokens: int = Field(4, ge=1)
     """A: answer tokens every method generates."""
-    chain_tokens: int = 25
-    """C: CoT tokens before the answer (GSM8k-Aug steps average about 25 GPT-2 tokens)."""
-    blocks: int | None = None
-    """K memory blocks (pause, RiM); None: the run's, else 8."""
-    block_size: int | None = None
-    """M memory tokens per block; None: the run's, else 2."""
-    thoughts_per_step: int = 1
+    chain_tokens: int = Field(25, ge=0)
+    """C: chain tokens before the answer, for methods that write a chain (CoT)."""
+    blocks: int | None = Field(None, ge=1)
+    """K memory blocks (pause, RiM); null: the run's, else 8."""
+    block_size: int | None = Field(None, ge=1)
+    """M memory tokens per block; null: the run's, else 2."""
+    thoughts_per_step: int = Field(1, ge=1)
     """Coconut: c continuous thoughts per latent stage."""
-    latent_stages: int | None = None
-    """Coconut: latent stages L (c x L thoughts); None: K."""
-    warmup: int = 2
-    repeats: int = 10
-    threads: int | None = None
-    """torch CPU threads (None: torch's default)."""
+    latent_stages: int | None = Field(None, ge=0)
+    """Coconut: latent stages L (c x L thoughts); null: K."""
+    warmup: int = Field(2, ge=0)
+    """Untimed rounds first."""
+    repeats: int = Field(10, ge=1)
+    """Timed rounds; the median is reported."""
+    threads: int | None = Field(None, ge=1)
+    """torch CPU threads (null: torch's default)."""
     seed: int = 0
+    """Seed of the random model and questions."""
+
+    @field_validator("methods")
+    @classmethod
+    def _known(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else check_methods(value)
+
+    @field_validator("batches")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(b < 1 for b in value):
+            raise ValueError("must all be at least 1")
+        return value
 
 
 PATH_SETTINGS = ("model", "run", "data")
@@ -108,15 +124,15 @@ def run_latency(settings: LatencySettings, out: str | Path,
     """Time every method of `settings` at every batch size; write latency.json/.md/.png to `out`."""
     out = Path(out)
     load = report.load_average()
-    methods = check_methods(settings.methods or default_methods())
-    _check(settings)
+    methods = settings.methods or default_methods()
     if settings.threads:
         torch.set_num_threads(settings.threads)
     bench, blocks, block_size = _load(settings)
-    model = bench.model.to(settings.device).eval()
+    model = bench.model.to(torch_device(settings.device)).eval()
     latent = settings.latent_stages if settings.latent_stages is not None else blocks
-    built = {name: build_method(name, bench.special, blocks, block_size,
-                                settings.thoughts_per_step, latent) for name in methods}
+    built = {name: build_method(name, bench.special, blocks=blocks, block_size=block_size,
+                                thoughts_per_step=settings.thoughts_per_step,
+                                latent_stages=latent) for name in methods}
     pool = _questions(settings, bench, max(settings.batches))
     _check_context(model, built, pool, settings)
 
@@ -127,13 +143,12 @@ def run_latency(settings: LatencySettings, out: str | Path,
         last = {}
         for i in range(settings.warmup + settings.repeats):
             for name, method in built.items():
-                before = settings.chain_tokens if name == "cot" else 0
-                full = method.generate(model, questions, None, before + settings.answer_tokens,
+                before = settings.chain_tokens if method.writes_chain else 0
+                full = method.generate(model, questions, before + settings.answer_tokens,
                                        ignore_eos=True)
                 ttft = full.ttft_s
                 if before:  # the answer starts after the chain: time a run up to its 1st token
-                    ttft = method.generate(model, questions, None, before + 1,
-                                           ignore_eos=True).total_s
+                    ttft = method.generate(model, questions, before + 1, ignore_eos=True).total_s
                 if i >= settings.warmup:
                     timings[name]["ttft"].append(ttft)
                     timings[name]["total"].append(full.total_s)
@@ -162,7 +177,7 @@ def run_latency(settings: LatencySettings, out: str | Path,
     result = {
         "device": report.device_description(settings.device),
         "model": {"source": bench.source, **describe_model(model)},
-        "settings": {**asdict(settings), "methods": methods, "blocks": blocks,
+        "settings": {**settings.model_dump(), "methods": methods, "blocks": blocks,
                      "block_size": block_size, "latent_stages": latent},
         "environment": report.environment(load),
         "rows": rows,
@@ -171,31 +186,18 @@ def run_latency(settings: LatencySettings, out: str | Path,
     return result
 
 
-def _check(s: LatencySettings) -> None:
-    def need(ok: bool, what: str) -> None:
-        if not ok:
-            raise RimInputError(what, source="latency settings")
-
-    need(bool(s.batches) and all(b >= 1 for b in s.batches), "batches must be at least 1")
-    need(s.repeats >= 1 and s.warmup >= 0, "repeats must be >= 1 and warmup >= 0")
-    need(s.answer_tokens >= 1 and s.chain_tokens >= 0 and s.question_tokens >= 1,
-         "answer_tokens and question_tokens must be >= 1, chain_tokens >= 0")
-    need(s.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}")
-    need(s.device == "cpu" or s.device.startswith("cuda"), "device must be cpu or cuda[:N]")
-    need(not s.device.startswith("cuda") or torch.cuda.is_available(), "CUDA is not available")
-
-
 def _load(s: LatencySettings) -> tuple[BenchModel, int, int]:
     if s.run is not None:
         from rim.infer import load_run
 
         run = load_run(s.run, device="cpu")
         run.model.to(DTYPES[s.dtype])
-        blocks = s.blocks or int(run.info.get("blocks", 8))
-        block_size = s.block_size if s.block_size is not None else int(run.info.get("block_size", 2))
+        trained = run.info.method
+        blocks = s.blocks or getattr(trained, "blocks", 8)
+        block_size = s.block_size or getattr(trained, "block_size", 2)
         bench = BenchModel(run.model, run.method.special, (0, len(run.tok)), run.tok, str(s.run))
         return bench, blocks, block_size
-    bench = random_model(model_config(s.model), s.dtype, s.seed)
+    bench = bench_model(model_config(s.model), s.dtype, s.seed)
     return bench, s.blocks or 8, 2 if s.block_size is None else s.block_size
 
 
@@ -206,7 +208,7 @@ def _questions(s: LatencySettings, bench: BenchModel, n: int) -> list[tuple[int,
             raise RimInputError("questions from a data file need a tokenizer: give a trained "
                                 "run or a pretrained model", source=s.data)
         from rim.data.readers import read_records
-        from rim.encode import encode
+        from rim.encoding import encode
 
         records = read_records(s.data)
         if not records:
@@ -225,7 +227,7 @@ def _check_context(model, methods: dict[str, Method], questions, s: LatencySetti
         return
     for name, method in methods.items():
         longest = max(len(method.prompt(q)) for q in questions)
-        need = longest + s.answer_tokens + (s.chain_tokens if name == "cot" else 0)
+        need = longest + s.answer_tokens + (s.chain_tokens if method.writes_chain else 0)
         if need > limit:
             raise RimInputError(f"{name} needs {need} positions, more than the model's context "
                                 f"of {limit} (raise model.max_length)", source="latency settings")

@@ -17,43 +17,53 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
+from pydantic import Field
 from rich.console import Console
 
 from rim.bench import report
 from rim.bench.common import describe_model, model_config
-from rim.decoding import sync
-from rim.encode import encode
+from rim.data.generators.chain import generate_chain
+from rim.encoding import encode
 from rim.errors import RimInputError
-from rim.methods.rim import RiM
-from rim.tasks.chain import generate_chain
+from rim.generation import sync
+from rim.methods import make_method
+from rim.modeling import torch_device
+from rim.schema import Device, Section
 
 TARGET_RATIO = 1.3
 
 
-@dataclass
-class StepSettings:
+class StepSettings(Section):
     """Settings of `rim bench step` (also the keys of a configs/bench/step-*.yaml file)."""
 
     model: str | None = None
-    """Model preset (configs/model/*.yaml); None: the default 4-layer d-256 GPT-2."""
-    batch_size: int = 64
-    ops: int = 4
+    """Model preset (configs/model/*.yaml); null: the default 4-layer d-256 GPT-2."""
+    batch_size: int = Field(64, ge=1)
+    """Examples per step."""
+    ops: int = Field(4, ge=1)
     """Moves per digit chain: steps per example, so stage-1 blocks."""
-    blocks: int = 4
+    blocks: int = Field(4, ge=1)
     """K: stage-2 memory blocks."""
-    block_size: int = 2
-    precision: str = "bf16"
+    block_size: int = Field(2, ge=1)
+    """M: memory tokens per block."""
+    precision: Literal["bf16", "no"] = "bf16"
     """Autocast: bf16 (as the trainer's mixed_precision: bf16) or no."""
-    device: str = "cpu"
-    warmup: int = 3
-    repeats: int = 10
-    threads: int | None = None
-    lr: float = 1e-3
+    device: Device = "cpu"
+    """cpu, cuda or cuda:N."""
+    warmup: int = Field(3, ge=0)
+    """Untimed steps first."""
+    repeats: int = Field(10, ge=1)
+    """Timed steps per layout; the median is reported."""
+    threads: int | None = Field(None, ge=1)
+    """torch CPU threads (null: torch's default)."""
+    lr: float = Field(1e-3, gt=0)
+    """AdamW learning rate of the timed steps."""
     seed: int = 0
+    """Seed of the model and the chains."""
 
 
 PATH_SETTINGS = ("model",)
@@ -75,10 +85,9 @@ def run_step(settings: StepSettings, out: str | Path, console: Console | None = 
     """Time RiM stage-1 and stage-2 steps and matching SFT steps; write step.json/.md/.png."""
     out = Path(out)
     load = report.load_average()
-    _check(settings)
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    device = torch.device(settings.device)
+    device = torch_device(settings.device)
     model, tok, method, examples = _setup(settings)
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -134,25 +143,13 @@ def run_step(settings: StepSettings, out: str | Path, console: Console | None = 
         "device": report.device_description(settings.device),
         "model": describe_model(model),
         "attention": getattr(model.config, "_attn_implementation", None),
-        "settings": asdict(settings),
+        "settings": settings.model_dump(),
         "target_ratio": TARGET_RATIO,
         "environment": report.environment(load),
         "rows": rows,
     }
     _write(result, out, console)
     return result
-
-
-def _check(s: StepSettings) -> None:
-    def need(ok: bool, what: str) -> None:
-        if not ok:
-            raise RimInputError(what, source="step settings")
-
-    need(s.batch_size >= 1 and s.ops >= 1 and s.blocks >= 1, "batch_size, ops, blocks must be >= 1")
-    need(s.repeats >= 1 and s.warmup >= 0, "repeats must be >= 1 and warmup >= 0")
-    need(s.precision in ("bf16", "no"), "precision must be bf16 or no")
-    need(s.device == "cpu" or s.device.startswith("cuda"), "device must be cpu or cuda[:N]")
-    need(not s.device.startswith("cuda") or torch.cuda.is_available(), "CUDA is not available")
 
 
 def _setup(s: StepSettings):
@@ -168,7 +165,7 @@ def _setup(s: StepSettings):
     tok = scratch_tokenizer([t for r in records for t in (r.question, *r.steps, r.answer)],
                             cfg.vocab_size)
     model = build_model(cfg.scratch, tok, cfg.max_length)
-    method = RiM(special_ids(tok), blocks=s.blocks, block_size=s.block_size)
+    method = make_method("rim", special_ids(tok), blocks=s.blocks, block_size=s.block_size)
     return model, tok, method, [encode(r, tok) for r in records]
 
 

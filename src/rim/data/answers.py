@@ -17,10 +17,12 @@ import math
 import re
 from collections.abc import Sequence
 from fractions import Fraction
+from typing import Literal, get_args
 
 from rim.errors import RimInputError
 
-CHECKERS = ("exact", "numeric", "sentence", "digits", "bool")
+Checker = Literal["exact", "numeric", "sentence", "digits", "bool"]
+CHECKERS: tuple[str, ...] = get_args(Checker)
 
 DEFAULT_CHECKER: dict[str, str] = {
     "gsm8k": "numeric",

@@ -1,33 +1,47 @@
-"""Training methods. Each is a small class from an example (and curriculum progress) to segments."""
+"""Training methods, one file each; this registry is the only list of them.
+
+Adding a method: a new file with its settings class (a `MethodConfig` whose `name` is a literal)
+and its method class (see `rim.methods.base.Method`), plus one line in `METHODS`.
+"""
 
 from __future__ import annotations
 
-from rim.methods.base import COT_SEPARATOR, Example, Method, SegmentMethod, SpecialIds
+from typing import Annotated, Any, Union
+
+from pydantic import Field
+
+from rim.methods.base import BlockConfig, Method, MethodConfig, SegmentMethod, SpecialIds
 from rim.methods.coconut import Coconut
 from rim.methods.pause import Pause
 from rim.methods.rim import RiM
 from rim.methods.sft import CoT, NoCoT
+from rim.schema import validate
 
-METHODS = {"rim": RiM, "pause": Pause, "nocot": NoCoT, "cot": CoT, "coconut": Coconut}
-BLOCK_METHODS = ("rim", "pause")
-OPTIONS: dict[str, tuple[str, ...]] = {
-    "coconut": ("thoughts_per_step", "latent_stages", "final_stage")}
-"""Method-specific settings of `rim.config.MethodConfig`, by method name."""
+METHODS: dict[str, type] = {"nocot": NoCoT, "cot": CoT, "pause": Pause, "rim": RiM,
+                            "coconut": Coconut}
+"""Every method by name (baselines first: the order of benchmark tables)."""
 
-
-def method_options(method_cfg) -> dict:
-    """The method-specific settings of a `MethodConfig`, as keyword arguments."""
-    return {key: getattr(method_cfg, key) for key in OPTIONS.get(method_cfg.name, ())}
+AnyMethodConfig = Annotated[Union[tuple(m.Config for m in METHODS.values())],  # noqa: UP007
+                            Field(discriminator="name")]
+"""The settings of any registered method, told apart by `name`."""
 
 
-def make_method(name: str, special: SpecialIds, blocks: int, block_size: int, **options) -> Method:
-    """Build the method called `name` (one of `METHODS`); `options` are method-specific."""
-    if name in BLOCK_METHODS:
-        return METHODS[name](special, blocks=blocks, block_size=block_size, **options)
-    return METHODS[name](special, **options)
+def method_config(name: str, source: str = "<method>", **settings: Any) -> MethodConfig:
+    """Validated settings of the method called `name`."""
+    from rim.errors import RimInputError
+
+    if name not in METHODS:
+        raise RimInputError(f"field 'method.name' must be one of {', '.join(METHODS)}, got "
+                            f"{name!r}", source=source)
+    return validate(METHODS[name].Config, {"name": name, **settings}, source, prefix="method.")
 
 
-__all__ = [
-    "BLOCK_METHODS", "COT_SEPARATOR", "METHODS", "Example", "Method", "SegmentMethod", "SpecialIds",
-    "make_method", "method_options",
-]
+def make_method(config: MethodConfig | str, special: SpecialIds, **settings: Any) -> Method:
+    """The method of `config` (or of the name `config` with `settings`)."""
+    if isinstance(config, str):
+        config = method_config(config, **settings)
+    return METHODS[config.name](special, config)
+
+
+__all__ = ["METHODS", "AnyMethodConfig", "BlockConfig", "Method", "MethodConfig", "SegmentMethod",
+           "SpecialIds", "make_method", "method_config"]

@@ -1,17 +1,39 @@
-"""What every method shares: tokenised examples, the special tokens, the method interface."""
+"""What every method shares: its settings type, the special tokens, the method interface.
+
+A method is one file: a settings class (a `MethodConfig` whose `name` is a literal) and a class
+that lays out training batches, scores them and answers. Callers learn all they need from the
+interface: `stages`, `blocks` (K, or 0 without memory blocks), `writes_chain` (a text chain
+precedes the answer), `answer_text` (the answer part of a generation).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import torch
+from pydantic import Field
 from transformers import PreTrainedModel
 
-from rim.decoding import Generation, greedy_generate
+from rim.encoding import COT_SEPARATOR, Example
+from rim.generation import Generation, greedy_generate
+from rim.schema import Section
 from rim.segments import Segment, collate, pack, weighted_loss
 
-COT_SEPARATOR = "####"
+
+class MethodConfig(Section):
+    """Settings every method has: its name (the key of `rim.methods.METHODS`)."""
+
+    name: str
+
+
+class BlockConfig(MethodConfig):
+    """Settings of the methods that append memory blocks `<b> <m>.. </b>` to the question."""
+
+    blocks: int = Field(8, ge=1)
+    """K: memory blocks at inference (and in RiM's stage 2)."""
+    block_size: int = Field(2, ge=1)
+    """M: `<m>` tokens per block."""
 
 
 @dataclass(frozen=True)
@@ -29,29 +51,37 @@ class SpecialIds:
         return (self.open, *([self.memory] * size), self.close)
 
 
-@dataclass(frozen=True)
-class Example:
-    """A record after tokenisation. Readout texts (steps, answer, cot) carry a leading space."""
-
-    question: tuple[int, ...]
-    steps: tuple[tuple[int, ...], ...]
-    answer: tuple[int, ...]
-    cot: tuple[int, ...]
-
-
 class Method(Protocol):
     """A training method: its stages, how a batch is laid out and scored, how it answers."""
 
-    name: str
-    stages: tuple[str, ...]
+    Config: ClassVar[type[MethodConfig]]
+    config: MethodConfig
     special: SpecialIds
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """Names of the training stages, in order."""
+        ...
+
+    @property
+    def blocks(self) -> int:
+        """K, the memory blocks of the prompt (0 for methods without blocks)."""
+        ...
+
+    @property
+    def writes_chain(self) -> bool:
+        """True if the model writes a text chain (steps, separator) before the answer."""
+        ...
 
     def settings(self, stage: str) -> str:
         """Which trainer section (`stage1` or `stage2`) holds the settings of `stage`."""
         ...
 
-    def collate(self, batch: list[Example], stage: str, progress: float) -> dict[str, torch.Tensor]:
-        """Tensors of one training batch for `stage` at curriculum progress in [0, 1]."""
+    def collate(self, batch: list[Example], stage: str, fraction: float) -> dict[str, torch.Tensor]:
+        """Tensors of one training batch for `stage`, `fraction` of the way through the stage."""
         ...
 
     def loss(self, model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -62,8 +92,8 @@ class Method(Protocol):
         """Positions the longest training sequence of `ex` at `stage` takes."""
         ...
 
-    def prompt(self, question: tuple[int, ...], blocks: int | None = None) -> list[int]:
-        """Inference prompt ids for a question (optionally with another number of blocks)."""
+    def prompt(self, question: tuple[int, ...]) -> list[int]:
+        """Inference prompt ids for a question."""
         ...
 
     def prompt_length(self, question: tuple[int, ...]) -> int:
@@ -71,9 +101,13 @@ class Method(Protocol):
         ...
 
     def generate(self, model: PreTrainedModel, questions: list[tuple[int, ...]],
-                 blocks: int | None, max_new_tokens: int, ignore_eos: bool = False) -> Generation:
+                 max_new_tokens: int, ignore_eos: bool = False) -> Generation:
         """Greedy answers (token ids) to tokenised questions, batched; `ignore_eos` generates
         exactly `max_new_tokens` (benchmarks)."""
+        ...
+
+    def answer_text(self, text: str) -> str:
+        """The answer in a decoded generation."""
         ...
 
 
@@ -82,14 +116,23 @@ class SegmentMethod:
     one forward pass with the packed mask, the weighted readout loss, prompt + greedy decoding."""
 
     special: SpecialIds
+    config: MethodConfig
     stages: tuple[str, ...] = ("stage2",)
+    writes_chain: bool = False
 
-    def layout(self, ex: Example, stage: str, progress: float) -> list[Segment]:
-        """Segments of one training sequence for `stage` at curriculum progress in [0, 1]."""
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def blocks(self) -> int:
+        return 0
+
+    def layout(self, ex: Example, stage: str, fraction: float) -> list[Segment]:
+        """Segments of one training sequence for `stage`, `fraction` of the way through it."""
         raise NotImplementedError
 
-    def prompt(self, question: tuple[int, ...], blocks: int | None = None) -> list[int]:
-        """Inference prompt ids for a question."""
+    def prompt(self, question: tuple[int, ...]) -> list[int]:
         raise NotImplementedError
 
     def settings(self, stage: str) -> str:
@@ -101,8 +144,8 @@ class SegmentMethod:
     def prompt_length(self, question: tuple[int, ...]) -> int:
         return len(self.prompt(question))
 
-    def collate(self, batch: list[Example], stage: str, progress: float) -> dict[str, torch.Tensor]:
-        return collate([pack(self.layout(ex, stage, progress)) for ex in batch], self.special.pad)
+    def collate(self, batch: list[Example], stage: str, fraction: float) -> dict[str, torch.Tensor]:
+        return collate([pack(self.layout(ex, stage, fraction)) for ex in batch], self.special.pad)
 
     def loss(self, model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
@@ -110,10 +153,42 @@ class SegmentMethod:
         return weighted_loss(logits, batch["labels"], batch["weights"])
 
     def generate(self, model: PreTrainedModel, questions: list[tuple[int, ...]],
-                 blocks: int | None, max_new_tokens: int, ignore_eos: bool = False) -> Generation:
+                 max_new_tokens: int, ignore_eos: bool = False) -> Generation:
+        prompts = [self.prompt(q) for q in questions]
+        return greedy_generate(model, prompts, self.special.pad, self.special.eos, max_new_tokens,
+                               ignore_eos)
+
+    def answer_text(self, text: str) -> str:
+        return text.strip()
+
+
+class BlockMethod(SegmentMethod):
+    """A segment method whose prompt is the question and K memory blocks; prompts and answers
+    can use fewer blocks (`blocks=k`) to read the answer after block k."""
+
+    config: BlockConfig
+
+    @property
+    def blocks(self) -> int:
+        return self.config.blocks
+
+    def prompt(self, question: tuple[int, ...], blocks: int | None = None) -> list[int]:
+        n = self.config.blocks if blocks is None else blocks
+        return list(question) + list(self.special.block(self.config.block_size)) * n
+
+    def generate(self, model: PreTrainedModel, questions: list[tuple[int, ...]],
+                 max_new_tokens: int, ignore_eos: bool = False,
+                 blocks: int | None = None) -> Generation:
         prompts = [self.prompt(q, blocks) for q in questions]
         return greedy_generate(model, prompts, self.special.pad, self.special.eos, max_new_tokens,
                                ignore_eos)
+
+
+def chain_answer(text: str) -> str:
+    """The answer part of a generated chain: the text after the separator; no separator, no
+    answer (an unfinished chain gets no credit)."""
+    head, sep, tail = text.rpartition(COT_SEPARATOR)
+    return tail.strip() if sep else ""
 
 
 def question_and_blocks(

@@ -38,7 +38,7 @@ chain (nothing is detached), as in Coconut.
 
 Inference. Prefill `question <b>` (left-padded batch), run c*latent_stages thought passes on the
 cache, feed `</b>`, then decode greedily until EOS. The generated text is `steps #### answer`
-like CoT, and `rim.infer.LoadedRun.answer_text` keeps what follows the separator. `prompt()` is
+like CoT, and `answer_text` keeps what follows the separator. `prompt()` is
 the text prefix `question <b>` only, since thoughts are not tokens.
 """
 
@@ -46,13 +46,16 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
+from pydantic import Field
 from transformers import PreTrainedModel
 
-from rim.decoding import Generation, cache_keyword, continue_greedy, left_pad, returned_cache, sync
-from rim.methods.base import Example, SpecialIds
+from rim.encoding import Example
+from rim.generation import Generation, cache_keyword, continue_greedy, left_pad, returned_cache, sync
+from rim.methods.base import MethodConfig, SpecialIds, chain_answer
 from rim.segments import IGNORE
 
 STAGE_PREFIX = "coconut"
@@ -80,21 +83,48 @@ class Thinking:
     passes: int
 
 
+class CoconutConfig(MethodConfig):
+    """Coconut's curriculum: c thoughts per step, the latent stages, an optional final stage."""
+
+    name: Literal["coconut"] = "coconut"
+    thoughts_per_step: int = Field(1, ge=1)
+    """c: the continuous thoughts that replace one reasoning step."""
+    latent_stages: int = Field(3, ge=0)
+    """Curriculum stages after stage 0; stage k replaces the first k steps."""
+    final_stage: bool = False
+    """One more stage after the last, with c*latent_stages thoughts and no step left as text
+    (Coconut's GSM8k schedule)."""
+
+
 @dataclass(frozen=True)
 class Coconut:
     """Coconut: stage k replaces the first k reasoning steps by k*c continuous thoughts."""
 
+    Config = CoconutConfig
     special: SpecialIds
-    thoughts_per_step: int = 1
-    latent_stages: int = 3
-    final_stage: bool = False
-    name: str = "coconut"
+    config: CoconutConfig = field(default_factory=CoconutConfig)
+    blocks = 0
+    writes_chain = False
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def thoughts_per_step(self) -> int:
+        """c, the thoughts per replaced step."""
+        return self.config.thoughts_per_step
+
+    @property
+    def latent_stages(self) -> int:
+        """The curriculum's latent stages (c*latent_stages thoughts at inference)."""
+        return self.config.latent_stages
 
     @property
     def stages(self) -> tuple[str, ...]:
         """`coconut0` (CoT with an empty `<b></b>`) .. `coconut{latent_stages}` [, `coconut-final`]."""
         latent = tuple(f"{STAGE_PREFIX}{k}" for k in range(self.latent_stages + 1))
-        return (*latent, FINAL_STAGE) if self.final_stage else latent
+        return (*latent, FINAL_STAGE) if self.config.final_stage else latent
 
     def stage_index(self, stage: str) -> int:
         """k of the stage `coconut{k}`; `latent_stages` for `coconut-final`."""
@@ -126,8 +156,8 @@ class Coconut:
         """`question <b>`, the c*latent_stages thoughts of inference, and `</b>`."""
         return len(self.prompt(question)) + self.thoughts_per_step * self.latent_stages + 1
 
-    def collate(self, batch: list[Example], stage: str, progress: float = 0.0) -> dict[str, torch.Tensor]:
-        """The aligned batch (see the module docstring); `progress` is unused.
+    def collate(self, batch: list[Example], stage: str, fraction: float = 0.0) -> dict[str, torch.Tensor]:
+        """The aligned batch (see the module docstring); `fraction` is unused.
 
         Returns `input_ids` ([B, L], `<m>` at thought columns), `attention_mask` ([B, L], 0 on
         padding), `position_ids`, `labels` ([B, L], the token each position predicts, -100 where
@@ -147,18 +177,23 @@ class Coconut:
         return torch.nn.functional.cross_entropy(out.logits.float().flatten(0, 1), labels.flatten(),
                                                  ignore_index=IGNORE)
 
-    def prompt(self, question: tuple[int, ...], blocks: int | None = None) -> list[int]:
+    def prompt(self, question: tuple[int, ...]) -> list[int]:
         """The text prefix `question <b>` (the thoughts and `</b>` follow at inference)."""
         return [*question, self.special.open]
 
+    def answer_text(self, text: str) -> str:
+        """What follows the separator of the generated `steps #### answer`."""
+        return chain_answer(text)
+
     @torch.inference_mode()
     def generate(self, model: PreTrainedModel, questions: list[tuple[int, ...]],
-                 blocks: int | None, max_new_tokens: int, ignore_eos: bool = False) -> Generation:
-        """Greedy `steps #### answer` after c*`blocks` thoughts (default `blocks`: latent_stages).
+                 max_new_tokens: int, ignore_eos: bool = False,
+                 latent_stages: int | None = None) -> Generation:
+        """Greedy `steps #### answer` after c x `latent_stages` thoughts (default: the config's).
 
         `forward_passes` counts the prefill, every thought, `</b>` and each decoding step;
         `ttft_s` is the time to the first generated text token."""
-        n = self.thoughts_per_step * (self.latent_stages if blocks is None else blocks)
+        n = self.thoughts_per_step * (self.latent_stages if latent_stages is None else latent_stages)
         device = next(model.parameters()).device
         ids, mask = left_pad([self.prompt(q) for q in questions], self.special.pad)
         ids, mask = ids.to(device), mask.to(device)

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
-from rim.methods.base import Example, SegmentMethod, SpecialIds, question_and_blocks, readout
+from rim.encoding import Example
+from rim.methods.base import BlockConfig, BlockMethod, SpecialIds, question_and_blocks, readout
 from rim.segments import Segment
 
 
+class PauseConfig(BlockConfig):
+    """Pause tokens' settings: K blocks of M memory tokens."""
+
+    name: Literal["pause"] = "pause"
+
+
 @dataclass(frozen=True)
-class Pause(SegmentMethod):
+class Pause(BlockMethod):
     """Q, K blocks, the answer after the last block."""
 
+    Config = PauseConfig
     special: SpecialIds
-    blocks: int = 8
-    block_size: int = 2
-    name: str = "pause"
-    stages: tuple[str, ...] = ("stage2",)
+    config: PauseConfig = field(default_factory=PauseConfig)
 
-    def layout(self, ex: Example, stage: str, progress: float) -> list[Segment]:
-        segs = question_and_blocks(ex.question, self.blocks, self.special, self.block_size)
-        segs.append(readout(ex.answer, self.blocks, 1.0, self.special.eos, "answer"))
+    def layout(self, ex: Example, stage: str, fraction: float) -> list[Segment]:
+        k = self.config.blocks
+        segs = question_and_blocks(ex.question, k, self.special, self.config.block_size)
+        segs.append(readout(ex.answer, k, 1.0, self.special.eos, "answer"))
         return segs
-
-    def prompt(self, question: tuple[int, ...], blocks: int | None = None) -> list[int]:
-        n = self.blocks if blocks is None else blocks
-        return list(question) + list(self.special.block(self.block_size)) * n

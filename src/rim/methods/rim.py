@@ -2,35 +2,56 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
-from rim.curriculum import answer_weights, fading_weight
-from rim.methods.base import Example, SegmentMethod, SpecialIds, question_and_blocks, readout
+from pydantic import Field, model_validator
+
+from rim.curriculum import answer_weights, fading_progress, fading_weight
+from rim.encoding import Example
+from rim.methods.base import BlockConfig, BlockMethod, SpecialIds, question_and_blocks, readout
 from rim.segments import Segment
 
 
+class RiMConfig(BlockConfig):
+    """RiM's settings: K blocks of M memory tokens, and when stage 1's step readouts fade."""
+
+    name: Literal["rim"] = "rim"
+    fade_start: float = Field(0.0, ge=0, le=1)
+    """Stage-1 fading starts at this fraction of stage 1."""
+    fade_end: float = Field(1.0, ge=0, le=1)
+    """... and ends here (all step readouts at weight 0)."""
+
+    @model_validator(mode="after")
+    def _fading_window(self) -> RiMConfig:
+        if self.fade_start > self.fade_end:
+            raise ValueError("fade_start must not be after fade_end")
+        return self
+
+
 @dataclass(frozen=True)
-class RiM(SegmentMethod):
+class RiM(BlockMethod):
     """Stage 1 (grounding) reads out step t+1 after t blocks, fading earliest-first; stage 2
     (refinement) reads out the answer after every one of K blocks with increasing weights."""
 
+    Config = RiMConfig
     special: SpecialIds
-    blocks: int = 8
-    block_size: int = 2
-    name: str = "rim"
+    config: RiMConfig = field(default_factory=RiMConfig)
     stages: tuple[str, ...] = ("stage1", "stage2")
 
-    def layout(self, ex: Example, stage: str, progress: float) -> list[Segment]:
+    def layout(self, ex: Example, stage: str, fraction: float) -> list[Segment]:
         if stage == "stage1":
-            return self.grounding(ex, progress)
+            cfg = self.config
+            return self.grounding(ex, fading_progress(fraction, cfg.fade_start, cfg.fade_end))
         if stage == "stage2":
             return self.refinement(ex)
         raise ValueError(f"unknown stage {stage!r}")
 
     def grounding(self, ex: Example, progress: float) -> list[Segment]:
-        """Q, blocks 1..T, then readout t (t = 0..T) of r_{t+1} (r_{T+1} = answer)."""
+        """Q, blocks 1..T, then readout t (t = 0..T) of r_{t+1} (r_{T+1} = answer), the step
+        readouts faded at fading `progress` in [0, 1]."""
         n = len(ex.steps)
-        segs = question_and_blocks(ex.question, n, self.special, self.block_size)
+        segs = question_and_blocks(ex.question, n, self.special, self.config.block_size)
         for t, step in enumerate(ex.steps):
             w = fading_weight(t, n, progress)
             if w > 0:
@@ -40,11 +61,8 @@ class RiM(SegmentMethod):
 
     def refinement(self, ex: Example) -> list[Segment]:
         """Q, blocks 1..K, then the answer after every block k with weight alpha_k."""
-        segs = question_and_blocks(ex.question, self.blocks, self.special, self.block_size)
-        for k, w in enumerate(answer_weights(self.blocks), start=1):
+        k_max = self.config.blocks
+        segs = question_and_blocks(ex.question, k_max, self.special, self.config.block_size)
+        for k, w in enumerate(answer_weights(k_max), start=1):
             segs.append(readout(ex.answer, k, w, self.special.eos, "answer"))
         return segs
-
-    def prompt(self, question: tuple[int, ...], blocks: int | None = None) -> list[int]:
-        n = self.blocks if blocks is None else blocks
-        return list(question) + list(self.special.block(self.block_size)) * n

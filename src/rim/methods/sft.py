@@ -2,29 +2,43 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
-from rim.methods.base import Example, SegmentMethod, SpecialIds, readout
+from rim.encoding import Example
+from rim.methods.base import MethodConfig, SegmentMethod, SpecialIds, chain_answer, readout
 from rim.segments import Segment
+
+
+class NoCoTConfig(MethodConfig):
+    """no-CoT has no settings of its own."""
+
+    name: Literal["nocot"] = "nocot"
+
+
+class CoTConfig(MethodConfig):
+    """CoT has no settings of its own."""
+
+    name: Literal["cot"] = "cot"
 
 
 @dataclass(frozen=True)
 class NoCoT(SegmentMethod):
     """Q; A sees Q."""
 
+    Config = NoCoTConfig
     special: SpecialIds
-    name: str = "nocot"
-    stages: tuple[str, ...] = ("stage2",)
+    config: MethodConfig = field(default_factory=NoCoTConfig)
 
     def target(self, ex: Example) -> tuple[int, ...]:
         """What the model learns to generate after the question."""
         return ex.answer
 
-    def layout(self, ex: Example, stage: str, progress: float) -> list[Segment]:
+    def layout(self, ex: Example, stage: str, fraction: float) -> list[Segment]:
         return [Segment(ex.question, kind="question"),
                 readout(self.target(ex), 0, 1.0, self.special.eos, "answer")]
 
-    def prompt(self, question: tuple[int, ...], blocks: int | None = None) -> list[int]:
+    def prompt(self, question: tuple[int, ...]) -> list[int]:
         return list(question)
 
 
@@ -32,7 +46,12 @@ class NoCoT(SegmentMethod):
 class CoT(NoCoT):
     """Q; C sees Q, where C is the steps and the answer as one generated chain."""
 
-    name: str = "cot"
+    Config = CoTConfig
+    config: MethodConfig = field(default_factory=CoTConfig)
+    writes_chain: ClassVar[bool] = True
 
     def target(self, ex: Example) -> tuple[int, ...]:
         return ex.cot
+
+    def answer_text(self, text: str) -> str:
+        return chain_answer(text)

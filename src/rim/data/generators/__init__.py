@@ -10,14 +10,14 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from rim.data.generators.chain import generate_chain
 from rim.data.generators.gsm import generate_gsm
+from rim.data.generators.lookup import generate_lookup
 from rim.data.generators.multiplication import generate_multiplication
 from rim.data.generators.prontoqa import generate_prontoqa
 from rim.data.generators.prosqa import generate_prosqa
 from rim.data.records import Record
 from rim.errors import RimInputError
-from rim.tasks.chain import generate_chain
-from rim.tasks.lookup import generate_lookup
 
 Generator = Callable[..., list[Record]]
 

@@ -1,12 +1,27 @@
-"""Records to token ids: the question as the model reads it, readouts with a leading space."""
+"""Records to token ids (`Example`): the question as the model reads it, readouts with a
+leading space; and generated ids back to text."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
 from rim.data.records import Record
 from rim.errors import RimInputError
-from rim.methods.base import COT_SEPARATOR, Example
+
+COT_SEPARATOR = "####"
+"""Separates the steps of a chain of thought from its answer: `steps #### answer`."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """A record after tokenisation. Readout texts (steps, answer, cot) carry a leading space."""
+
+    question: tuple[int, ...]
+    steps: tuple[tuple[int, ...], ...]
+    answer: tuple[int, ...]
+    cot: tuple[int, ...]
 
 
 def texts_of(record: Record) -> list[str]:
@@ -33,11 +48,6 @@ def encode(record: Record, tok: PreTrainedTokenizerBase) -> Example:
     )
 
 
-def decode_answer(tok: PreTrainedTokenizerBase, ids: list[int]) -> str:
-    """Text of generated answer ids, without special tokens and surrounding spaces."""
+def decode_text(tok: PreTrainedTokenizerBase, ids: list[int]) -> str:
+    """Text of generated ids, without special tokens and surrounding spaces."""
     return tok.decode(ids, skip_special_tokens=True).strip()
-
-
-def cot_answer(text: str) -> str:
-    """The answer part of a generated CoT chain: the text after the last separator."""
-    return text.rsplit(COT_SEPARATOR, 1)[-1].strip()

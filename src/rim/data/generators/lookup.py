@@ -4,7 +4,7 @@ Every example carries its own map over S symbols (default 10: `a`..`j`), written
 question as pairs `x > y` in a **fixed key order** (`a > ., b > ., ...`), then a start symbol and
 a number of hops h (default 2 to 4). The answer is the symbol reached by following the map h
 times; the steps are the symbols reached hop by hop, h of them, the last equal to the answer
-(as in `rim.tasks.chain`, so RiM's stage 1 lays hop t out in block t and the answer is read
+(as in `rim.data.generators.chain`, so RiM's stage 1 lays hop t out in block t and the answer is read
 after block h):
 
     a > c b > h c > a d > j e > b f > e g > d h > i i > g j > f | d 3

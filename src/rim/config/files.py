@@ -1,0 +1,100 @@
+"""YAML config files composed with `include:`, and `key=value` overrides.
+
+A file may list other files under `include:` (paths relative to it); they are merged in order,
+then the file itself. Merging follows the schema: a section (a settings type such as `trainer`
+or `trainer.stage1`) merges key by key; any other value, free-form mappings such as
+`model.scratch` included, is replaced whole by the later one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from rim.errors import RimInputError
+from rim.schema import section_type
+
+
+def read_yaml(path: str | Path, schema: type[BaseModel] | None = None) -> dict[str, Any]:
+    """A YAML mapping with its `include:` files merged in (as sections of `schema` merge);
+    errors name the file (and line)."""
+    return _read_with_includes(Path(path), (), schema)
+
+
+def _read_with_includes(path: Path, seen: tuple[Path, ...],
+                        schema: type[BaseModel] | None) -> dict[str, Any]:
+    if not path.is_file():
+        raise RimInputError("config file not found", source=str(path))
+    if path.resolve() in seen:
+        raise RimInputError("config includes itself", source=str(path))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+    except yaml.YAMLError as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        raise RimInputError("malformed YAML", source=str(path),
+                            line=None if line is None else line + 1) from None
+    if not isinstance(data, dict):
+        raise RimInputError("a config file must hold a mapping", source=str(path))
+    merged: dict[str, Any] = {}
+    includes = data.pop("include", []) or []
+    for inc in [includes] if isinstance(includes, str) else includes:
+        merge(merged, _read_with_includes(path.parent / inc, seen + (path.resolve(),), schema),
+              schema)
+    merge(merged, data, schema)
+    return merged
+
+
+def merge(into: dict[str, Any], new: dict[str, Any], schema: type[BaseModel] | None) -> None:
+    """Merge `new` into `into`: sections of `schema` key by key, other values replaced."""
+    for key, value in new.items():
+        sub = _section(schema, key, {**_as_dict(into.get(key)), **_as_dict(value)})
+        if sub is not None and isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge(into[key], value, sub)
+        else:
+            into[key] = value
+
+
+def set_dotted(raw: dict[str, Any], key: str, value: Any, schema: type[BaseModel] | None = None,
+               merge_mapping: bool = False, source: str = "command line") -> None:
+    """Set the dotted `key` (`trainer.stage2.steps`) of a raw config to `value`; with
+    `merge_mapping`, a mapping value merges into a section as an included file would."""
+    parts = key.split(".")
+    node, node_schema = raw, schema
+    for part in parts[:-1]:
+        node_schema = _section(node_schema, part, _as_dict(node.get(part)))
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise RimInputError(f"cannot set {key!r}: {part!r} is not a section", source=source)
+    if merge_mapping and isinstance(value, dict):
+        merge(node, {parts[-1]: value}, node_schema)
+    else:
+        node[parts[-1]] = value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...],
+                    schema: type[BaseModel] | None = None) -> None:
+    """Apply `key=value` overrides (values read as YAML) to a raw config."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise RimInputError(f"override {item!r} is not key=value", source="command line")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise RimInputError(f"override {item!r}: the value is not valid YAML",
+                                source="command line") from None
+        set_dotted(raw, key.strip(), parsed, schema)
+
+
+def _section(schema: type[BaseModel] | None, key: str, value: Any) -> type[BaseModel] | None:
+    """The settings type of `schema.key` if that field is a section, else None."""
+    if schema is None or key not in schema.model_fields:
+        return None
+    return section_type(schema.model_fields[key].annotation, value)
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

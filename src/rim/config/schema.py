@@ -1,0 +1,127 @@
+"""The settings of a training run: model, data, method, trainer. Each field's docstring is its
+help (`rim config` lists them all); the method section is the chosen method's own settings
+(`rim.methods`), told apart by `method.name`."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from rim.data.answers import Checker
+from rim.methods import AnyMethodConfig
+from rim.methods.rim import RiMConfig
+from rim.schema import Dtype, Section
+
+
+class ModelConfig(Section):
+    """The model: a pretrained causal LM (hub name or local dir) or one built from scratch."""
+
+    name_or_path: str | None = None
+    """Hub name or local directory of a pretrained model; null builds `scratch`."""
+    gguf_file: str | None = None
+    """A GGUF file inside `name_or_path` to load from."""
+    scratch: dict[str, Any] = Field(
+        default_factory=lambda: {"model_type": "gpt2", "n_layer": 4, "n_embd": 256, "n_head": 4})
+    """transformers config of a model trained from scratch: `model_type` plus its fields
+    (replaced whole by a later file or override, not merged)."""
+    vocab_size: int = Field(512, ge=8)
+    """Vocabulary size of the tokenizer trained on the data (scratch models only)."""
+    max_length: int = Field(512, ge=1)
+    """Context length of a scratch model."""
+    dtype: Dtype = "float32"
+    """Weights dtype."""
+    lora: dict[str, Any] | None = None
+    """LoRA settings (`r`, `alpha`, `dropout`, `target_modules`); null = full fine-tuning."""
+
+    @model_validator(mode="after")
+    def _buildable(self) -> ModelConfig:
+        if self.name_or_path is None and "model_type" not in self.scratch:
+            raise ValueError("model.scratch needs a model_type when model.name_or_path is null")
+        return self
+
+
+class DataConfig(Section):
+    """Training and evaluation data."""
+
+    train: str = ""
+    """Training records (JSONL, JSON list, iCoT text, or `hf:` dataset)."""
+    eval: str | None = None
+    """Evaluation records, same formats; evaluated at the end of training."""
+    eval_size: int | None = Field(None, ge=1)
+    """Evaluate on the first N evaluation records only."""
+    checker: Checker = "exact"
+    """How answers are compared (see `rim.data.answers`)."""
+
+
+class StageConfig(Section):
+    """Length and optimisation of one training stage."""
+
+    epochs: float = Field(1.0, ge=0)
+    """Passes over the training data (used when `steps` is null)."""
+    steps: int | None = Field(None, ge=0)
+    """Optimizer steps; overrides `epochs`."""
+    lr: float = Field(1e-3, gt=0)
+    """Peak learning rate (AdamW)."""
+    warmup: float = Field(0.04, ge=0, lt=1)
+    """Linear warmup as a fraction of the stage, then constant."""
+    dropout: float | None = Field(None, ge=0, lt=1)
+    """Set every dropout of the model to this value for the stage (null = keep)."""
+
+
+class TrainerConfig(Section):
+    """Batching, precision, logging and checkpointing."""
+
+    seed: int = 0
+    """Seed of weights, data order and dropout."""
+    batch_size: int = Field(32, ge=1)
+    """Examples per device and step."""
+    grad_accum: int = Field(1, ge=1)
+    """Gradient accumulation steps per optimizer step."""
+    weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
+    grad_clip: float = Field(1.0, ge=0)
+    """Clip the gradient norm to this value (0 = no clipping)."""
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    """Autocast through Accelerate: no, bf16 or fp16."""
+    threads: int | None = Field(None, ge=1)
+    """torch CPU threads (null = torch's default)."""
+    stage1: StageConfig = Field(default_factory=lambda: StageConfig(epochs=6.0))
+    """Settings of the first stage of a two-stage method (RiM's grounding)."""
+    stage2: StageConfig = Field(default_factory=lambda: StageConfig(epochs=2.0, lr=5e-4))
+    """Settings of RiM's refinement stage and of every stage of the other methods."""
+    log_every: int = Field(20, ge=1)
+    """Log loss and throughput every N optimizer steps."""
+    eval_batch_size: int = Field(64, ge=1)
+    """Questions per batch at evaluation."""
+    max_new_tokens: int = Field(32, ge=1)
+    """Longest generation at evaluation and inference."""
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, value: Any) -> Any:
+        return "no" if value is False else value  # YAML 1.1 reads a bare `no` as false
+
+
+class Config(Section):
+    """A whole run."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    """The model to train."""
+    data: DataConfig = Field(default_factory=DataConfig)
+    """Training and evaluation data."""
+    method: AnyMethodConfig = Field(default_factory=RiMConfig)
+    """The method (`name`) and its own settings."""
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    """Optimisation, batching, logging."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_method(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and isinstance(raw.get("method"), dict):
+            raw = {**raw, "method": {"name": "rim", **raw["method"]}}
+        return raw
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (what a run's `config.yaml` holds)."""
+        return self.model_dump(mode="json")

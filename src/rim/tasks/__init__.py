@@ -1,1 +1,0 @@
-"""Small synthetic tasks for the quickstart and benchmarks."""
