@@ -54,3 +54,51 @@ def test_shipped_training_configs_validate():
     for path in paths:
         cfg = load_config(path)
         assert cfg.method.name in ("rim", "pause", "nocot", "cot", "coconut"), path
+
+
+def test_rim_config_lists_every_setting_and_the_json_schema(capsys):
+    import json
+
+    from rim.cli import main
+
+    assert main(["config"]) == 0
+    listing = capsys.readouterr().out
+    for key in ("trainer.stage2.dropout", "method.fade_start", "method.thoughts_per_step"):
+        assert key in listing
+    assert main(["config", "--json"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert {"model", "data", "method", "trainer"} <= set(schema["properties"])
+    assert "discriminator" in json.dumps(schema["properties"]["method"])
+
+
+def test_rim_config_resolves_a_file_with_overrides(tmp_path, capsys):
+    import yaml
+
+    from rim.cli import main
+
+    (tmp_path / "run.yaml").write_text("method: {blocks: 3}\ntrainer: {mixed_precision: no}\n")
+    assert main(["config", str(tmp_path / "run.yaml"), "trainer.seed=5"]) == 0
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    assert resolved["method"] == {"name": "rim", "blocks": 3, "block_size": 2,
+                                  "fade_start": 0.0, "fade_end": 1.0}
+    assert resolved["trainer"]["seed"] == 5 and resolved["trainer"]["mixed_precision"] == "no"
+
+
+def test_sections_merge_and_free_form_mappings_are_replaced(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "model: {scratch: {model_type: gpt2, n_layer: 4}, lora: {r: 8, alpha: 16}}\n"
+        "trainer: {stage1: {lr: 0.01, steps: 5}}\n")
+    (tmp_path / "top.yaml").write_text(
+        "include: base.yaml\nmodel: {scratch: {model_type: llama}, lora: {r: 4}}\n"
+        "trainer: {stage1: {steps: 7}}\n")
+    cfg = load_config(tmp_path / "top.yaml", ["trainer.stage1={warmup: 0.1}"])
+    assert cfg.model.scratch == {"model_type": "llama"} and cfg.model.lora == {"r": 4}
+    assert (cfg.trainer.stage1.lr, cfg.trainer.stage1.steps) == (1e-3, None)  # replaced by the override
+    cfg = load_config(tmp_path / "top.yaml")
+    assert (cfg.trainer.stage1.lr, cfg.trainer.stage1.steps) == (0.01, 7)
+
+
+def test_unknown_keys_list_the_known_ones():
+    with pytest.raises(RimInputError, match=r"unknown config key 'trainer.stage1.stepz' "
+                                            r"\(known: dropout, epochs, lr, steps, warmup\)"):
+        load_config(None, ["trainer.stage1.stepz=3"])

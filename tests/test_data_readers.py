@@ -142,10 +142,10 @@ def test_malformed_jsonl_line_names_file_and_line(tmp_path):
         read_records(path)
 
 
-def test_bad_record_in_json_list_names_file_line_and_index(tmp_path):
+def test_bad_record_in_json_list_names_file_and_index(tmp_path):
     rows = [{"question": "q", "answer": "a"}, {"question": "q", "answer": ""}]
     path = write(tmp_path, "bad.json", json.dumps(rows, indent=1))
-    with pytest.raises(RimInputError, match=r"bad.json:6: record 1: field 'answer' is empty"):
+    with pytest.raises(RimInputError, match=r"bad.json: record 1: field 'answer' is empty"):
         read_records(path)
     path = write(tmp_path, "syntax.json", '[\n {"question": "q", "answer": "a"},\n {"q" 1}\n]')
     with pytest.raises(RimInputError, match=r"syntax.json:3: malformed JSON"):
@@ -296,3 +296,11 @@ def test_write_is_atomic_on_error(tmp_path):
     with pytest.raises(RimInputError, match="not a directory"):
         write_records([Record("a", (), "1")], tmp_path / "out.txt" / "out.jsonl")
     assert read_records(write_records([Record("a", (), "1")], tmp_path / "x" / "y.jsonl"))
+
+
+def test_byte_order_mark_and_crlf_line_ends_are_read(tmp_path):
+    rows = [{"question": "1 + 1 ?", "steps": ["2"], "answer": "2"}, {"question": "q", "answer": "a"}]
+    path = tmp_path / "windows.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\r\n" for r in rows).encode())
+    records = read_records(path)
+    assert [r.question for r in records] == ["1 + 1 ?", "q"] and records[0].steps == ("2",)

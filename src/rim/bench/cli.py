@@ -62,7 +62,6 @@ def cmd_latency(args: argparse.Namespace) -> int:
 
 def cmd_accuracy(args: argparse.Namespace) -> int:
     from rim.bench.accuracy import load_sweep, run_sweep
-
     from rim.bench.sweep import SweepFile
 
     sweep = load_sweep(args.sweep, methods=args.methods, **flag_values(args, SweepFile))

@@ -28,8 +28,6 @@ from rim.data.icot import split_cot
 from rim.data.records import Record, record_from_dict
 from rim.errors import RimInputError
 
-LAYOUTS = ("coconut", "gsm8k", "gsmhard", "svamp", "multiarith")
-
 
 def format_number(value: Any) -> str:
     """Render a JSON number as an answer string: ``16.0 -> "16"``, ``2.50 -> "2.5"``.
@@ -74,7 +72,7 @@ def detect_layout(obj: Any) -> str:
 def row_to_record(obj: Any, layout: str, *, source: str, line: int | None = None) -> Record:
     """Map one parsed row of `layout` onto a `Record`; errors name `source` and `line`."""
     try:
-        mapper = _MAPPERS[layout]
+        mapper = MAPPERS[layout]
     except KeyError:
         raise RimInputError(
             f"unknown layout {layout!r} (known: {', '.join(LAYOUTS)})", source=source
@@ -168,10 +166,12 @@ def _multiarith(obj: dict[str, Any], source: str, line: int | None) -> Record:
     return Record(question, (), answer, _rest(obj, ("sQuestion", "lSolutions")))
 
 
-_MAPPERS: dict[str, Callable[[dict[str, Any], str, int | None], Record]] = {
+MAPPERS: dict[str, Callable[[dict[str, Any], str, int | None], Record]] = {
     "coconut": _coconut,
     "gsm8k": _gsm8k,
     "gsmhard": _gsmhard,
     "svamp": _svamp,
     "multiarith": _multiarith,
 }
+LAYOUTS = tuple(MAPPERS)
+"""The layout names (`coconut`, `gsm8k`, `gsmhard`, `svamp`, `multiarith`)."""

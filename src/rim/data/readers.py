@@ -56,7 +56,7 @@ def read_records(
     path = Path(path)
     if not path.is_file():
         raise RimInputError("data file not found", source=str(path))
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows tools) is skipped
     source = str(path)
     if container is None:
         container = _sniff_container(path, text)
@@ -120,46 +120,20 @@ def _iter_jsonl(text: str, source: str) -> Iterator[tuple[Any, int]]:
         yield obj, lineno
 
 
-def _iter_json_list(text: str, source: str) -> Iterator[tuple[Any, int]]:
-    """Yield each element of a JSON list with the line it starts on."""
-    decoder = json.JSONDecoder()
-    pos = _skip_space(text, 0)
-    if not text.startswith("[", pos):
+def _iter_json_list(text: str, source: str) -> Iterator[tuple[Any, int | None]]:
+    """Each element of a JSON list (its index names it in errors and origins)."""
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RimInputError(f"malformed JSON ({err.msg})", source=source, line=err.lineno) from None
+    if not isinstance(rows, list):
         raise RimInputError("expected a JSON list of records", source=source)
-    pos = _skip_space(text, pos + 1)
-    if text.startswith("]", pos):
-        return
-    line, counted = 1, 0  # line number of text[counted], advanced lazily
-    while True:
-        try:
-            obj, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as err:
-            raise RimInputError(
-                f"malformed JSON ({err.msg})", source=source, line=err.lineno
-            ) from None
-        line, counted = line + text.count("\n", counted, pos), pos
-        yield obj, line
-        pos = _skip_space(text, end)
-        if text.startswith(",", pos):
-            pos = _skip_space(text, pos + 1)
-        elif text.startswith("]", pos):
-            break
-        else:
-            line += text.count("\n", counted, pos)
-            raise RimInputError("malformed JSON (expected ',' or ']')", source=source, line=line)
-    if _skip_space(text, pos + 1) != len(text):
-        line += text.count("\n", counted, pos)
-        raise RimInputError("malformed JSON (extra data after the list)", source=source, line=line)
-
-
-def _skip_space(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t\r\n":
-        pos += 1
-    return pos
+    return ((row, None) for row in rows)
 
 
 def _rows_to_records(
-    rows: Iterator[tuple[Any, int]], layout: str | None, source: str, *, indexed: bool = False
+    rows: Iterator[tuple[Any, int | None]], layout: str | None, source: str, *,
+    indexed: bool = False
 ) -> list[Record]:
     records = []
     for index, (obj, line) in enumerate(rows):
@@ -170,8 +144,8 @@ def _rows_to_records(
         except RimInputError as err:
             if not indexed:
                 raise
-            detail = str(err).removeprefix(f"{source}:{line}: ")
-            raise RimInputError(f"record {index}: {detail}", source=source, line=line) from None
+            detail = str(err).removeprefix(f"{source}: ")
+            raise RimInputError(f"record {index}: {detail}", source=source) from None
         records.append(replace(record, origin=f"{source}[{index}]") if indexed else record)
     if not records:
         raise RimInputError("no records", source=source)
