@@ -34,6 +34,10 @@ from rim.errors import RimInputError
         ("The total is 5 + 13 = 18.", "18", "numeric", True),
         ("<<5+13=18>> #### 18", "18", "numeric", True),
         ("no number here", "18", "numeric", False),
+        ("3 5", "35", "numeric", False),  # no space inside a number
+        ("1,2", "12", "numeric", False),  # commas only group thousands
+        ("5-3", "-3", "numeric", False),  # a sign after a digit is an operator
+        ("12,345", "12345", "numeric", True),
         ("", "18", "numeric", False),
         ("tom is a LEMPUS", "Tom is a lempus.", "sentence", True),
         ("Tom  is a lempus .", "Tom is a lempus.", "sentence", True),
@@ -110,3 +114,11 @@ def test_default_checkers_name_real_checkers():
 ])
 def test_digit_accuracy(prediction, gold, expected):
     assert digit_accuracy(prediction, gold) == expected
+
+
+def test_an_unfinished_chain_has_no_answer():
+    from rim.methods.base import chain_answer
+
+    assert chain_answer(" <<16-3-4=9>> <<9*2=18") == ""
+    assert chain_answer(" <<16-3-4=9>> <<9*2=18>> #### 18") == "18"
+    assert not check_answer(chain_answer("<<9*2=18"), "18", "numeric")

@@ -43,8 +43,11 @@ DEFAULT_CHECKER: dict[str, str] = {
 REL_TOL = 1e-6
 ABS_TOL = 1e-6
 
-_NUMBER_IN_TEXT = re.compile(r"-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\$?\.\d+")
-_BARE_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?")
+# A number: an optional sign, digits with proper thousands grouping or none, an optional
+# fraction. In text it must stand alone: "5-3" holds no -3, "1,2" no 12, "3 5" no 35.
+_NUMBER = r"[-+]?\$?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)"
+_NUMBER_IN_TEXT = re.compile(rf"(?<![\w.,$+-]){_NUMBER}(?![\w,]\d|\.\d)")
+_BARE_NUMBER = re.compile(r"[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)(?:/\d+)?")
 _ANSWER_MARK = re.compile(r"#{3,}")
 _TRUE = {"true", "yes", "t", "y"}
 _FALSE = {"false", "no", "f", "n"}
@@ -120,11 +123,13 @@ def extract_answer(text: str, checker: str = "exact") -> str:
 
 
 def parse_number(text: str) -> Fraction | None:
-    """Parse a GSM-style number (commas, ``$``, ``%``, sign, trailing period); None if not one."""
-    cleaned = text.strip().replace(",", "").replace("$", "").replace(" ", "")
-    cleaned = cleaned.rstrip(".").removesuffix("%")
+    """Parse a GSM-style number (thousands commas, ``$``, ``%``, sign, trailing period); None
+    if not one. Commas must group thousands and no space may split it: ``"1,2"`` and ``"3 5"``
+    are not numbers."""
+    cleaned = text.strip().replace("$", "").removesuffix(".").removesuffix("%")
     if not _BARE_NUMBER.fullmatch(cleaned):
         return None
+    cleaned = cleaned.replace(",", "")
     try:
         return Fraction(cleaned)
     except (ValueError, ZeroDivisionError):
