@@ -136,7 +136,8 @@ def sweep_file(tmp_path: Path, methods, seeds, concurrent=1) -> Path:
         "config": {"model": TINY_MODEL, "method": {"blocks": 2, "latent_stages": 1},
                    "trainer": {"batch_size": 16, "log_every": 5, "threads": 1,
                                "eval_batch_size": 32, "max_new_tokens": 8,
-                               "stage1": {"steps": 3}, "stage2": {"steps": 3}}},
+                               "stage1": {"steps": 3}, "stage2": {"steps": 3},
+                               "baseline": {"steps": 3}, "coconut": {"steps": 3}}},
         "task": {"name": "lookup", "train": 48, "test": 8,
                  "options": {"symbols": 4, "min_hops": 1, "max_hops": 2}},
         "methods": methods, "seeds": seeds, "concurrent": concurrent,
@@ -149,7 +150,7 @@ def sweep_file(tmp_path: Path, methods, seeds, concurrent=1) -> Path:
 def test_accuracy_sweep_summarises_and_resumes(tmp_path, monkeypatch):
     import rim.run
 
-    methods = {"nocot": {"trainer.stage2.steps": 6}, "rim": {}}
+    methods = {"nocot": {"trainer.baseline.steps": 6}, "rim": {}}
     out = tmp_path / "out"
     summary = run_sweep(load_sweep(sweep_file(tmp_path, methods, [0, 1, 2])), out)
     assert summary["finished_runs"] == 6 and summary["failed"] == []
@@ -184,8 +185,8 @@ def test_accuracy_sweep_summarises_and_resumes(tmp_path, monkeypatch):
     assert run_sweep(load_sweep(sweep_file(tmp_path, methods, [0])), out)["skipped"] == 2
 
     # a finished run trained with another config is not silently mixed in
-    changed = {"nocot": {"trainer.stage2.steps": 7}, "rim": {}}
-    with pytest.raises(RimInputError, match=r"another config .*\(trainer\.stage2\.steps\)"):
+    changed = {"nocot": {"trainer.baseline.steps": 7}, "rim": {}}
+    with pytest.raises(RimInputError, match=r"another config .*\(trainer\.baseline\.steps\)"):
         run_sweep(load_sweep(sweep_file(tmp_path, changed, [0])), out)
 
 
@@ -252,7 +253,7 @@ def test_disjoint_task_holds_the_test_questions_out_of_training(tmp_path):
 def test_stopping_a_sweep_stops_its_training_subprocesses(tmp_path):
     path = sweep_file(tmp_path, ["nocot"], [0, 1], concurrent=2)
     raw = yaml.safe_load(path.read_text())
-    raw["config"]["trainer"]["stage2"]["steps"] = 100000  # runs that would not end by themselves
+    raw["config"]["trainer"]["baseline"]["steps"] = 100000  # runs that would not end by themselves
     path.write_text(yaml.safe_dump(raw))
     out = tmp_path / "out"
     sweep = subprocess.Popen([sys.executable, "-m", "rim.cli", "bench", "accuracy", str(path),

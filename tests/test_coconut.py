@@ -11,12 +11,11 @@ from helpers import ARCHS, RECORDS, tiny_model, tiny_tokenizer, write_jsonl
 from rim.config import config_from_dict
 from rim.data.answers import digit_accuracy
 from rim.data.generators.chain import generate_chain
-from rim.encoding import encode
+from rim.encoding import Example, encode
 from rim.errors import RimInputError
 from rim.evaluate import evaluate
 from rim.generation import cache_keyword, left_pad, returned_cache
 from rim.infer import load_run
-from rim.encoding import Example
 from rim.methods import SpecialIds, make_method
 from rim.methods.coconut import Coconut, think
 from rim.modeling import special_ids
@@ -136,7 +135,7 @@ def test_curriculum_sequences(stage, tokens, labels):
 def test_final_stage_removes_every_step_with_all_thoughts():
     method = make_method("coconut", SPECIAL, thoughts_per_step=1, latent_stages=2, final_stage=True)
     assert method.stages == ("coconut0", "coconut1", "coconut2", "coconut-final")
-    assert method.settings("coconut-final") == "stage2"
+    assert method.settings("coconut-final") == "coconut_final"
     # LONG has 3 steps: stage 2 keeps the third as text, the final stage keeps none
     assert method.collate([LONG], "coconut2", 0.0)["input_ids"][0].tolist() == \
         [1, 2, 3, 90, 91, 91, 92, 13, 14, 30, 31, 20]
@@ -167,10 +166,10 @@ def test_stages_settings_and_registration():
     tok = tiny_tokenizer()
     method = coconut(tok, c=3, stages=2)
     assert method.stages == ("coconut0", "coconut1", "coconut2")
-    assert {method.settings(s) for s in method.stages} == {"stage2"}
+    assert {method.settings(s) for s in method.stages} == {"coconut"}
     assert (method.thoughts_per_step, method.latent_stages) == (3, 2)
     cfg = config_from_dict({"method": {"name": "coconut", "thoughts_per_step": 3}})
-    assert cfg.method.model_dump(exclude={"name"}) == {"thoughts_per_step": 3, "latent_stages": 3,
+    assert cfg.method.model_dump(exclude={"name", "first_stage"}) == {"thoughts_per_step": 3, "latent_stages": 3,
                                            "final_stage": False}
     with pytest.raises(ValueError):
         method.settings("stage1")
@@ -215,11 +214,12 @@ def test_tiny_run_trains_every_stage_and_evaluates(tmp_path):
         "method": {"name": "coconut", "thoughts_per_step": 1, "latent_stages": 1,
                    "final_stage": True},
         "trainer": {"batch_size": 8, "log_every": 1, "max_new_tokens": 12, "eval_batch_size": 4,
-                    "stage2": {"steps": 2, "lr": 1e-3}},
+                    "coconut": {"steps": 2, "lr": 1e-3}, "coconut_final": {"steps": 2, "lr": 1e-3}},
     })
     result = run_training(cfg, tmp_path / "run", Reporter(enabled=False))
     run_dir = tmp_path / "run"
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    metrics = [r for r in metrics if "loss" in r]  # the step rows
     stages = ["coconut0", "coconut1", "coconut-final"]
     assert [r["stage"] for r in metrics] == [s for s in stages for _ in range(2)]
     for name in stages:

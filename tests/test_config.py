@@ -100,5 +100,6 @@ def test_sections_merge_and_free_form_mappings_are_replaced(tmp_path):
 
 def test_unknown_keys_list_the_known_ones():
     with pytest.raises(RimInputError, match=r"unknown config key 'trainer.stage1.stepz' "
-                                            r"\(known: dropout, epochs, lr, steps, warmup\)"):
+                                            r"\(known: dropout, epochs, lr, optimizer_reset, steps, "
+                                            r"warmup\)"):
         load_config(None, ["trainer.stage1.stepz=3"])

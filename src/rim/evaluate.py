@@ -18,12 +18,15 @@ def evaluate(run: LoadedRun, records: list[Record], checker: str = "exact",
     Returns a dict with `n`, `accuracy` (final block; the deployable number), `per_block`
     (accuracy after blocks 1..K, block methods only), `any_block_accuracy`,
     `latency_ms_per_question` (batched, final block), `ttft_ms` (batch 1, median),
-    `predictions`, and with the `digits` checker `digit_accuracy` (final block, per digit).
+    `cut_by_limit` (share of final generations that hit `max_new_tokens` before their end
+    token), `predictions`, and with the `digits` checker `digit_accuracy` (final block, per
+    digit).
     """
     questions = [r.question for r in records]
     blocks = range(1, run.blocks + 1) if (per_block and run.blocks) else [None]
     correct: dict[int | None, list[bool]] = {}
     predictions: list[str] = []
+    cut = 0
     batch_seconds = 0.0
     for k in blocks:
         hits = []
@@ -35,6 +38,7 @@ def evaluate(run: LoadedRun, records: list[Record], checker: str = "exact",
             if k in (None, run.blocks):
                 predictions.extend(texts)
                 batch_seconds += gen.total_s
+                cut += sum(len(ids) >= run.info.max_new_tokens for ids in gen.ids)
             if progress is not None:
                 progress(len(chunk))
         correct[k] = hits
@@ -44,6 +48,7 @@ def evaluate(run: LoadedRun, records: list[Record], checker: str = "exact",
         "accuracy": sum(final) / len(final),
         "latency_ms_per_question": 1000 * batch_seconds / len(records),
         "ttft_ms": time_to_first_token(run, questions[:latency_samples]),
+        "cut_by_limit": cut / len(records),
         "predictions": predictions,
     }
     if checker == "digits":

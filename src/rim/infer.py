@@ -17,7 +17,7 @@ from rim.encoding import decode_text, encode
 from rim.generation import Generation
 from rim.methods import Method, make_method
 from rim.modeling import special_ids
-from rim.runinfo import RUN_INFO, RunInfo
+from rim.runinfo import RunInfo, model_directory
 
 
 @dataclass
@@ -61,8 +61,7 @@ class LoadedRun:
 
 def load_run(path: str | Path, device: str | None = None) -> LoadedRun:
     """Load a run directory (its `model/`) or a model directory written by `rim train`."""
-    path = Path(path)
-    model_dir = path / "model" if (path / "model" / RUN_INFO).is_file() else path
+    model_dir = model_directory(path)
     info = RunInfo.load(model_dir)
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)

@@ -60,16 +60,24 @@ def special_ids(tok: PreTrainedTokenizerBase) -> SpecialIds:
 
 
 def load_model(name_or_path: str, tok: PreTrainedTokenizerBase, gguf_file: str | None = None,
-               dtype: torch.dtype = torch.float32) -> PreTrainedModel:
-    """A pretrained causal LM, with embedding rows for any added tokens set to the mean embedding."""
+               dtype: torch.dtype = torch.float32, new_token_init: str = "mean") -> PreTrainedModel:
+    """A pretrained causal LM; the embedding rows of added tokens start as the mean of the old
+    rows, or (`new_token_init` the text of a token) as a copy of that token's rows."""
     try:
         model = AutoModelForCausalLM.from_pretrained(name_or_path, gguf_file=gguf_file, dtype=dtype)
     except (OSError, ValueError) as err:
         raise RimInputError(f"cannot load model: {_first_line(err)}", source=name_or_path) from None
     old = model.get_input_embeddings().weight.shape[0]
     if len(tok) > old:
+        source = None
+        if new_token_init != "mean":
+            ids = tok(new_token_init, add_special_tokens=False).input_ids
+            if len(ids) != 1:
+                raise RimInputError(f"{new_token_init!r} is not one token of the tokenizer",
+                                    source="model.new_token_init")
+            source = ids[0]
         model.resize_token_embeddings(len(tok), mean_resizing=False)
-        init_new_rows(model, old)
+        init_new_rows(model, old, source)
     return model
 
 
@@ -90,14 +98,16 @@ def build_model(scratch: dict[str, Any], tok: PreTrainedTokenizerBase, max_lengt
     return AutoModelForCausalLM.from_config(config, dtype=dtype)
 
 
-def init_new_rows(model: PreTrainedModel, first_new: int) -> None:
-    """Set embedding rows `first_new..` (and untied output rows) to the mean of the older rows."""
+def init_new_rows(model: PreTrainedModel, first_new: int, source: int | None = None) -> None:
+    """Set embedding rows `first_new..` (and untied output rows) to the mean of the older rows,
+    or to a copy of row `source`."""
     with torch.no_grad():
         emb = model.get_input_embeddings().weight
-        emb[first_new:] = emb[:first_new].mean(0)
+        emb[first_new:] = emb[:first_new].mean(0) if source is None else emb[source]
         out = model.get_output_embeddings()
         if out is not None and out.weight.data_ptr() != emb.data_ptr():
-            out.weight[first_new:] = out.weight[:first_new].mean(0)
+            rows = out.weight
+            rows[first_new:] = rows[:first_new].mean(0) if source is None else rows[source]
 
 
 def add_lora(model: PreTrainedModel, tok: PreTrainedTokenizerBase, lora: dict[str, Any]):
@@ -126,16 +136,40 @@ def context_length(model_or_config) -> int | None:
 
 
 def set_dropout(model: torch.nn.Module, p: float) -> None:
-    """Set every dropout of the model (modules and attention-dropout rates) to `p`."""
+    """Set every dropout of the model to `p`: dropout modules, attention-dropout rates, and LoRA
+    adapters' dropout (built as `Identity` when their dropout was 0, so replaced here)."""
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = p
         if isinstance(getattr(module, "attention_dropout", None), float):
             module.attention_dropout = p
+        lora = getattr(module, "lora_dropout", None)
+        if isinstance(lora, torch.nn.ModuleDict):
+            for name in list(lora.keys()):
+                lora[name] = torch.nn.Dropout(p) if p > 0 else torch.nn.Identity()
     config = getattr(model, "config", None)
     for key in ("attention_dropout", "attn_pdrop", "resid_pdrop", "embd_pdrop", "hidden_dropout"):
         if config is not None and isinstance(getattr(config, key, None), float):
             setattr(config, key, p)
+
+
+def dropout_by_kind(model: torch.nn.Module) -> dict[str, float]:
+    """The largest dropout probability of each kind of module: `lora`, `attention` (attention
+    weights), `embedding`, `hidden` (the rest: residual and MLP outputs)."""
+    found: dict[str, float] = {}
+    for name, module in model.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            found["attention"] = max(found.get("attention", 0.0), module.attention_dropout)
+        if isinstance(module, torch.nn.ModuleDict) and leaf == "lora_dropout":
+            p = max((m.p for m in module.values() if isinstance(m, torch.nn.Dropout)), default=0.0)
+            found["lora"] = max(found.get("lora", 0.0), p)
+        if not isinstance(module, torch.nn.Dropout) or ".lora_dropout." in f".{name}.":
+            continue
+        kind = ("attention" if "attn" in leaf or "attention" in leaf else
+                "embedding" if "emb" in leaf or leaf == "drop" else "hidden")
+        found[kind] = max(found.get(kind, 0.0), module.p)
+    return dict(sorted(found.items()))
 
 
 def _max_positions(model_type: str, max_length: int) -> dict[str, int]:

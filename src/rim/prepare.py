@@ -22,6 +22,10 @@ from rim.modeling import (
     scratch_tokenizer,
     special_ids,
 )
+from rim.runinfo import RunInfo, model_directory
+
+ANSWER_SLACK = 4
+"""Tokens generated beyond the longest answer (or chain) of the training data."""
 
 
 @dataclass
@@ -34,6 +38,16 @@ class Prepared:
     method: Method
     train: list[Example]
     eval_records: list[Record]
+    valid_records: list[Record]
+    """Evaluated during training (`trainer.eval_every`): `data.valid`, else the eval records."""
+    max_new_tokens: int
+    """`trainer.max_new_tokens`, or what the method needs on the training data."""
+
+    def run_info(self) -> RunInfo:
+        """The `rim.json` of the run's models."""
+        suffix = "".join(self.tok.convert_ids_to_tokens(self.method.prompt(())))
+        return RunInfo(method=self.cfg.method, checker=self.cfg.data.checker,
+                       max_new_tokens=self.max_new_tokens, prompt_suffix=suffix)
 
 
 def prepare(cfg: Config) -> Prepared:
@@ -48,29 +62,37 @@ def prepare(cfg: Config) -> Prepared:
     if cfg.data.eval_size is not None:
         eval_records = eval_records[: cfg.data.eval_size]
 
-    dtype = DTYPES[cfg.model.dtype]
-    if cfg.model.name_or_path is None:
-        texts = [t for r in records for t in texts_of(r)]
-        tok = scratch_tokenizer(texts, cfg.model.vocab_size)
-        model = build_model(cfg.model.scratch, tok, cfg.model.max_length, dtype)
-    else:
-        tok = load_tokenizer(cfg.model.name_or_path, cfg.model.gguf_file)
-        model = load_model(cfg.model.name_or_path, tok, cfg.model.gguf_file, dtype)
-    method = make_method(cfg.method, special_ids(tok))
+    valid_records = read_records(cfg.data.valid) if cfg.data.valid else eval_records
 
+    tok, model = _tokenizer_and_model(cfg, records)
+    method = make_method(cfg.method, special_ids(tok))
     examples = [encode(r, tok) for r in records]
+    budget = cfg.trainer.max_new_tokens or method.answer_budget(examples) + ANSWER_SLACK
     limit = context_length(model)
     if limit is not None:
         for record, ex in zip(records, examples):
             _check_fits(record, ex, method, limit)
-        for record in eval_records:
-            n = method.prompt_length(encode(record, tok).question) + cfg.trainer.max_new_tokens
+        for record in [*eval_records, *valid_records]:
+            n = method.prompt_length(encode(record, tok).question) + budget
             if n > limit:
                 raise RimInputError(f"prompt plus answer budget is {n} tokens, longer than the "
                                     f"model's context of {limit}", source=record.origin)
     if cfg.model.lora is not None:
         model = add_lora(model, tok, cfg.model.lora)
-    return Prepared(cfg, tok, model, method, examples, eval_records)
+    return Prepared(cfg, tok, model, method, examples, eval_records, valid_records, budget)
+
+
+def _tokenizer_and_model(cfg: Config, records: list[Record]):
+    """A scratch model with a tokenizer trained on `records`, or a pretrained one (or a run's)."""
+    dtype = DTYPES[cfg.model.dtype]
+    source = cfg.model.name_or_path
+    if cfg.model.init_from is not None:
+        source = str(model_directory(cfg.model.init_from))
+    if source is None:
+        tok = scratch_tokenizer([t for r in records for t in texts_of(r)], cfg.model.vocab_size)
+        return tok, build_model(cfg.model.scratch, tok, cfg.model.max_length, dtype)
+    tok = load_tokenizer(source, cfg.model.gguf_file)
+    return tok, load_model(source, tok, cfg.model.gguf_file, dtype, cfg.model.new_token_init)
 
 
 def _check_fits(record: Record, ex: Example, method: Method, limit: int) -> None:

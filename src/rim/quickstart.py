@@ -39,8 +39,8 @@ def quickstart(out: Path, console: Console, *, train_size: int = 20000, test_siz
     start = time.perf_counter()
     base = yaml.safe_load(resources.files("rim").joinpath("configs/quickstart.yaml").read_text())
     apply_overrides(base, overrides, Config)
-    sweep = Sweep(base, {"rim": {}, "nocot": {"trainer.stage2.steps": nocot_steps,
-                                              "trainer.stage2.lr": 1e-3}},
+    sweep = Sweep(base, {"rim": {}, "nocot": {"trainer.baseline.steps": nocot_steps,
+                                              "trainer.baseline.lr": 1e-3}},
                   seeds=[0], task=TaskSpec(name="chain", train=train_size, test=test_size,
                                            options={"ops": OPS}),
                   concurrent=2, threads=1, source="rim quickstart")

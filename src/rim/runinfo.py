@@ -53,6 +53,16 @@ class RunInfo(Section):
             raise RimInputError(f"unreadable {RUN_INFO}: {first}", source=str(path)) from None
 
 
+def model_directory(path: str | Path) -> Path:
+    """The model directory of a run directory (its `model/`), or `path` itself."""
+    path = Path(path)
+    if (path / "model" / RUN_INFO).is_file():
+        return path / "model"
+    if not (path / RUN_INFO).is_file():
+        raise RimInputError(f"not a rim run or model directory (no {RUN_INFO})", source=str(path))
+    return path
+
+
 def _upgrade(raw: dict[str, Any]) -> dict[str, Any]:
     """The first layout: `method` a name, with `blocks`, `block_size` and `options` beside it."""
     if not isinstance(raw.get("method"), str):

@@ -24,6 +24,8 @@ def _train_seconds(run_dir: Path) -> tuple[float | None, int | None]:
     last: dict[str, dict] = {}
     for line in path.read_text().splitlines():
         row = json.loads(line)
+        if "loss" not in row:  # stage and evaluation rows
+            continue
         last[row["stage"]] = row
     if not last:
         return None, None

@@ -7,7 +7,7 @@ seeds. A sweep file (configs/bench/accuracy-*.yaml):
     # or: data: {train: path, eval: path}  (relative to this file)
     # or both: a task for the training data, data.eval for a published evaluation file
     methods:                             # name -> overrides (dotted keys or nested mappings)
-      nocot: {trainer.stage2.steps: 400}
+      nocot: {trainer.baseline.steps: 400}
       rim: {}
     seeds: [0, 1, 2]
     concurrent: 1                        # > 1: that many `rim train` subprocesses at once

@@ -33,11 +33,19 @@ class ModelConfig(Section):
     """Weights dtype."""
     lora: dict[str, Any] | None = None
     """LoRA settings (`r`, `alpha`, `dropout`, `target_modules`); null = full fine-tuning."""
+    init_from: str | None = None
+    """A run (or model) directory written by `rim train` whose weights and tokenizer start this
+    run, e.g. a CoT run for Coconut (its recipe); replaces `name_or_path` and `scratch`."""
+    new_token_init: str = "mean"
+    """How the embedding rows of added tokens start: `mean` of the existing rows, or the text
+    of one existing token whose rows they copy (Coconut: `<<`). Pretrained models only."""
 
     @model_validator(mode="after")
     def _buildable(self) -> ModelConfig:
         if self.name_or_path is None and "model_type" not in self.scratch:
             raise ValueError("model.scratch needs a model_type when model.name_or_path is null")
+        if self.init_from is not None and self.name_or_path is not None:
+            raise ValueError("model.init_from and model.name_or_path exclude each other")
         return self
 
 
@@ -48,6 +56,8 @@ class DataConfig(Section):
     """Training records (JSONL, JSON list, iCoT text, or `hf:` dataset)."""
     eval: str | None = None
     """Evaluation records, same formats; evaluated at the end of training."""
+    valid: str | None = None
+    """Validation records for evaluation during training (`trainer.eval_every`); null: `eval`."""
     eval_size: int | None = Field(None, ge=1)
     """Evaluate on the first N evaluation records only."""
     checker: Checker = "exact"
@@ -66,7 +76,10 @@ class StageConfig(Section):
     warmup: float = Field(0.04, ge=0, lt=1)
     """Linear warmup as a fraction of the stage, then constant."""
     dropout: float | None = Field(None, ge=0, lt=1)
-    """Set every dropout of the model to this value for the stage (null = keep)."""
+    """Set every dropout of the model, LoRA's included, to this value for the stage (null =
+    keep)."""
+    optimizer_reset: Literal["stage", "epoch"] = "stage"
+    """A fresh AdamW at the start of the stage, or of every epoch (Coconut's recipe)."""
 
 
 class TrainerConfig(Section):
@@ -87,20 +100,38 @@ class TrainerConfig(Section):
     threads: int | None = Field(None, ge=1)
     """torch CPU threads (null = torch's default)."""
     stage1: StageConfig = Field(default_factory=lambda: StageConfig(epochs=6.0))
-    """Settings of the first stage of a two-stage method (RiM's grounding)."""
+    """RiM's stage 1 (grounding)."""
     stage2: StageConfig = Field(default_factory=lambda: StageConfig(epochs=2.0, lr=5e-4))
-    """Settings of RiM's refinement stage and of every stage of the other methods."""
+    """RiM's stage 2 (refinement)."""
+    baseline: StageConfig = Field(default_factory=lambda: StageConfig(epochs=8.0))
+    """The one stage of no-CoT, CoT and pause (by default RiM's 6 + 2 epochs)."""
+    coconut: StageConfig = Field(default_factory=lambda: StageConfig(epochs=2.0))
+    """Each curriculum stage of Coconut (by default 4 x 2 epochs with 3 latent stages)."""
+    coconut_final: StageConfig = Field(default_factory=lambda: StageConfig(epochs=2.0))
+    """Coconut's final all-latent stage (with `method.final_stage`)."""
     log_every: int = Field(20, ge=1)
     """Log loss and throughput every N optimizer steps."""
     eval_batch_size: int = Field(64, ge=1)
     """Questions per batch at evaluation."""
-    max_new_tokens: int = Field(32, ge=1)
-    """Longest generation at evaluation and inference."""
+    max_new_tokens: int | None = Field(None, ge=1)
+    """Longest generation at evaluation and inference; null: the method's need on the training
+    data (the longest answer, or the longest chain for methods that write one) plus 4."""
+    eval_every: int | None = Field(None, ge=1)
+    """Evaluate on `data.valid` (else `data.eval`) every N optimizer steps and at the end of
+    every stage; accuracy goes to metrics.jsonl and TensorBoard."""
+    keep_best: bool = False
+    """The final model is the one with the best validation accuracy (needs `eval_every`)."""
 
     @field_validator("mixed_precision", mode="before")
     @classmethod
     def _yaml_no(cls, value: Any) -> Any:
         return "no" if value is False else value  # YAML 1.1 reads a bare `no` as false
+
+    @model_validator(mode="after")
+    def _best_needs_evaluation(self) -> TrainerConfig:
+        if self.keep_best and self.eval_every is None:
+            raise ValueError("trainer.keep_best needs trainer.eval_every")
+        return self
 
 
 class Config(Section):

@@ -77,7 +77,17 @@ class Method(Protocol):
         ...
 
     def settings(self, stage: str) -> str:
-        """Which trainer section (`stage1` or `stage2`) holds the settings of `stage`."""
+        """Which trainer section (`trainer.stage1`, `trainer.baseline`, ...) holds the settings
+        of `stage`."""
+        ...
+
+    @property
+    def raises_dropout(self) -> tuple[str, ...]:
+        """Stages whose recipe asks for more dropout than the stage before (RiM's stage 2)."""
+        ...
+
+    def answer_budget(self, examples: list[Example]) -> int:
+        """Tokens to generate for the longest answer (or chain and answer) of `examples`."""
         ...
 
     def collate(self, batch: list[Example], stage: str, fraction: float) -> dict[str, torch.Tensor]:
@@ -117,7 +127,8 @@ class SegmentMethod:
 
     special: SpecialIds
     config: MethodConfig
-    stages: tuple[str, ...] = ("stage2",)
+    stages: tuple[str, ...] = ("baseline",)
+    raises_dropout: tuple[str, ...] = ()
     writes_chain: bool = False
 
     @property
@@ -136,7 +147,16 @@ class SegmentMethod:
         raise NotImplementedError
 
     def settings(self, stage: str) -> str:
-        return "stage1" if stage == "stage1" else "stage2"
+        if stage not in self.stages:
+            raise ValueError(f"unknown stage {stage!r} (stages: {', '.join(self.stages)})")
+        return stage
+
+    def answer_budget(self, examples: list[Example]) -> int:
+        return max(len(self.target(ex)) for ex in examples) + 1  # + the end token
+
+    def target(self, ex: Example) -> tuple[int, ...]:
+        """What the model generates after the prompt."""
+        return ex.answer
 
     def sequence_length(self, ex: Example, stage: str) -> int:
         return max(pack(self.layout(ex, stage, 0.0)).position_ids) + 1

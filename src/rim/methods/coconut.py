@@ -22,8 +22,9 @@ With `final_stage`, one more stage `coconut-final` follows: c*latent_stages thou
 language step at all, also for examples with more than latent_stages steps (Coconut's training
 after its last scheduled stage, `scheduled_stage > max_latent_stage`, as used for GSM8k; without
 it, such examples keep their later steps as text and the model writes them at inference).
-All stages take the trainer's `stage2` settings (lr, steps or epochs, warmup, dropout); the
-trainer gives each stage a fresh optimizer, which is Coconut's optimizer reset per stage.
+The curriculum stages take `trainer.coconut`'s settings, the final stage `trainer.coconut_final`'s
+(lr, steps or epochs, warmup, dropout, and `optimizer_reset: epoch` for Coconut's fresh
+optimizer every epoch); `first_stage` starts later, after a CoT run in `model.init_from`.
 
 Training batch. Columns are aligned so that thought i is the same column in every row:
 
@@ -50,7 +51,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from transformers import PreTrainedModel
 
 from rim.encoding import Example
@@ -94,6 +95,15 @@ class CoconutConfig(MethodConfig):
     final_stage: bool = False
     """One more stage after the last, with c*latent_stages thoughts and no step left as text
     (Coconut's GSM8k schedule)."""
+    first_stage: int = Field(0, ge=0)
+    """Start the curriculum at this stage (1 after a CoT run in `model.init_from`, Coconut's
+    GSM8k recipe, whose CoT training is stage 0)."""
+
+    @model_validator(mode="after")
+    def _first_stage_exists(self) -> CoconutConfig:
+        if self.first_stage > self.latent_stages:
+            raise ValueError("method.first_stage must be at most method.latent_stages")
+        return self
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,7 @@ class Coconut:
     config: CoconutConfig = field(default_factory=CoconutConfig)
     blocks = 0
     writes_chain = False
+    raises_dropout: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -123,7 +134,8 @@ class Coconut:
     @property
     def stages(self) -> tuple[str, ...]:
         """`coconut0` (CoT with an empty `<b></b>`) .. `coconut{latent_stages}` [, `coconut-final`]."""
-        latent = tuple(f"{STAGE_PREFIX}{k}" for k in range(self.latent_stages + 1))
+        latent = tuple(f"{STAGE_PREFIX}{k}"
+                       for k in range(self.config.first_stage, self.latent_stages + 1))
         return (*latent, FINAL_STAGE) if self.config.final_stage else latent
 
     def stage_index(self, stage: str) -> int:
@@ -135,9 +147,13 @@ class Coconut:
         return int(stage.removeprefix(STAGE_PREFIX))
 
     def settings(self, stage: str) -> str:
-        """Every Coconut stage trains with the trainer's `stage2` settings."""
+        """`trainer.coconut` for every curriculum stage, `trainer.coconut_final` for the last."""
         self.stage_index(stage)
-        return "stage2"
+        return "coconut_final" if stage == FINAL_STAGE else "coconut"
+
+    def answer_budget(self, examples: list[Example]) -> int:
+        """The longest chain (steps beyond the latent stages are written) and the answer."""
+        return max(len(ex.cot) for ex in examples) + 1
 
     def sequence(self, ex: Example, stage: str) -> CoconutSequence:
         """The training sequence of `ex` at `stage`."""

@@ -38,6 +38,7 @@ class RiM(BlockMethod):
     special: SpecialIds
     config: RiMConfig = field(default_factory=RiMConfig)
     stages: tuple[str, ...] = ("stage1", "stage2")
+    raises_dropout: tuple[str, ...] = ("stage2",)
 
     def layout(self, ex: Example, stage: str, fraction: float) -> list[Segment]:
         if stage == "stage1":

@@ -30,10 +30,6 @@ class NoCoT(SegmentMethod):
     special: SpecialIds
     config: MethodConfig = field(default_factory=NoCoTConfig)
 
-    def target(self, ex: Example) -> tuple[int, ...]:
-        """What the model learns to generate after the question."""
-        return ex.answer
-
     def layout(self, ex: Example, stage: str, fraction: float) -> list[Segment]:
         return [Segment(ex.question, kind="question"),
                 readout(self.target(ex), 0, 1.0, self.special.eos, "answer")]

@@ -1,0 +1,59 @@
+"""Evaluation while training: accuracy on the validation records every `trainer.eval_every`
+steps, and with `trainer.keep_best` the weights of the best evaluation, restored at the end
+(Coconut's selection of the checkpoint with the best validation accuracy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from safetensors.torch import load_model, save_model
+
+from rim.evaluate import evaluate
+from rim.infer import LoadedRun
+from rim.prepare import Prepared
+
+
+class Validator:
+    """Evaluates the model in training (main process; the others wait) and keeps the best."""
+
+    def __init__(self, prep: Prepared, best_file: Path) -> None:
+        self.prep = prep
+        self.best_file = best_file
+        self.best: float | None = None
+
+    @classmethod
+    def create(cls, prep: Prepared, run_dir: Path) -> Validator:
+        if not prep.valid_records:
+            from rim.errors import RimInputError
+
+            raise RimInputError("trainer.eval_every needs data.valid or data.eval",
+                                source="config")
+        return cls(prep, run_dir / "checkpoints" / "best" / "model.safetensors")
+
+    def check(self, model: torch.nn.Module, accelerator: Accelerator) -> dict | None:
+        """Evaluate `model`; returns the accuracies (None on the processes that only wait)."""
+        result = None
+        if accelerator.is_main_process:
+            prep = self.prep
+            model.eval()
+            run = LoadedRun(model, prep.tok, prep.method, prep.run_info())
+            with torch.no_grad():
+                accuracy = evaluate(run, prep.valid_records, prep.cfg.data.checker,
+                                    batch_size=prep.cfg.trainer.eval_batch_size, per_block=False,
+                                    latency_samples=0)["accuracy"]
+            improved = self.best is None or accuracy > self.best
+            if improved:
+                self.best = accuracy
+                if prep.cfg.trainer.keep_best:
+                    self.best_file.parent.mkdir(parents=True, exist_ok=True)
+                    save_model(model, str(self.best_file))
+            result = {"accuracy": accuracy, "best_accuracy": self.best, "improved": improved}
+        accelerator.wait_for_everyone()
+        return result
+
+    def restore_best(self, model: torch.nn.Module) -> None:
+        """Load the weights of the best evaluation into `model` (every process)."""
+        if self.best_file.is_file():
+            load_model(model, str(self.best_file), device=str(next(model.parameters()).device))
