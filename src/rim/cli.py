@@ -41,6 +41,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rim.run import run_training
 
     cfg = load_config(args.config, args.overrides)
+    if args.dry_run:
+        from rim.dryrun import dry_run, plan_table
+
+        plan = dry_run(cfg)
+        if args.json:
+            print(json.dumps(plan, indent=2))
+        else:
+            console.print(plan_table(plan))
+        return 0
+    if args.out is None:
+        raise RimInputError("--out is required (the run directory to create)",
+                            source="command line")
     result = run_training(cfg, args.out, Reporter(enabled=not args.no_progress))
     if result:
         console.print(eval_table(result, title=f"{cfg.method.name} on {cfg.data.eval}"))
@@ -148,8 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="example: rim train configs/examples/multiplication.yaml "
                               "--out runs/mult trainer.seed=1")
     p.add_argument("config", help="YAML config (may include others)")
-    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--out", help="run directory to create (required unless --dry-run)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate the config and print the plan of every stage; train nothing")
+    p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer.seed=1")
     p.set_defaults(func=cmd_train)
 

@@ -85,7 +85,7 @@ def _input_path(raw: Any, loc: tuple) -> list:
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             path.append(part)
             node = node[part]
-        elif last:
+        elif last and isinstance(node, dict):  # a missing key; after a leaf, a union's tag
             path.append(part)
     return path
 

@@ -149,6 +149,7 @@ def _after_step(prep: Prepared, plan: StagePlan, step: int, fraction: float, opt
         reporter.advance(task, step, loss=row["loss"])
         window.reset_loss()
     every = cfg.trainer.eval_every
+    every = plan.steps_per_epoch if every == "epoch" else every
     if state.validator is not None and (step % every == 0 or step == plan.steps):
         result = state.validator.check(accelerator.unwrap_model(trained), accelerator)
         if result is not None:

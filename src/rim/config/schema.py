@@ -4,7 +4,7 @@ help (`rim config` lists them all); the method section is the chosen method's ow
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -116,9 +116,9 @@ class TrainerConfig(Section):
     max_new_tokens: int | None = Field(None, ge=1)
     """Longest generation at evaluation and inference; null: the method's need on the training
     data (the longest answer, or the longest chain for methods that write one) plus 4."""
-    eval_every: int | None = Field(None, ge=1)
-    """Evaluate on `data.valid` (else `data.eval`) every N optimizer steps and at the end of
-    every stage; accuracy goes to metrics.jsonl and TensorBoard."""
+    eval_every: Annotated[int, Field(ge=1)] | Literal["epoch"] | None = None
+    """Evaluate on `data.valid` (else `data.eval`) every N optimizer steps (or every epoch) and
+    at the end of every stage; accuracy goes to metrics.jsonl and TensorBoard."""
     keep_best: bool = False
     """The final model is the one with the best validation accuracy (needs `eval_every`)."""
 
