@@ -169,8 +169,8 @@ def test_stages_settings_and_registration():
     assert {method.settings(s) for s in method.stages} == {"coconut"}
     assert (method.thoughts_per_step, method.latent_stages) == (3, 2)
     cfg = config_from_dict({"method": {"name": "coconut", "thoughts_per_step": 3}})
-    assert cfg.method.model_dump(exclude={"name", "first_stage"}) == {"thoughts_per_step": 3, "latent_stages": 3,
-                                           "final_stage": False}
+    assert cfg.method.model_dump(exclude={"name", "first_stage"}) == {
+        "thoughts_per_step": 3, "latent_stages": 3, "final_stage": False}
     with pytest.raises(ValueError):
         method.settings("stage1")
 
