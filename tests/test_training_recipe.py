@@ -131,6 +131,9 @@ def test_stage_dropout_reaches_every_module_lora_included(data, tmp_path, monkey
     plans = [r["plan"] for r in metrics(tmp_path / "run") if r.get("event") == "stage"]
     assert plans[1]["dropout"] == {"attention": 0.3, "embedding": 0.3, "hidden": 0.3, "lora": 0.3}
 
+    from rim.progress import log
+
+    monkeypatch.setattr(log, "propagate", True)  # `rim` commands send it to the console only
     caplog.clear()
     same = config(data, {"name": "rim", "blocks": 2},
                   stage1={"steps": 1, "dropout": 0.1}, stage2={"steps": 1, "dropout": 0.1})

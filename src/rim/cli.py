@@ -54,6 +54,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise RimInputError("--out is required (the run directory to create)",
                             source="command line")
     result = run_training(cfg, args.out, Reporter(enabled=not args.no_progress))
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return 0
     if result:
         console.print(eval_table(result, title=f"{cfg.method.name} on {cfg.data.eval}"))
     console.print(f"model saved to {Path(args.out) / 'model'}")

@@ -35,13 +35,15 @@ def run_training(cfg: Config, out: str | Path, reporter: Reporter | None = None)
         torch.set_num_threads(cfg.trainer.threads)
     torch.manual_seed(cfg.trainer.seed)
     prep = prepare(cfg)
-    main_process = PartialState().is_main_process  # under `accelerate launch`, one writer
+    # under `accelerate launch` or torchrun, one writer; on CPUs the processes talk over gloo
+    main_process = PartialState(cpu=not torch.cuda.is_available()).is_main_process
     if main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         (out / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
     reporter = reporter or Reporter()
-    log.info("training %s on %d examples -> %s", cfg.method.name, len(prep.train), out)
+    if main_process:
+        log.info("training %s on %d examples -> %s", cfg.method.name, len(prep.train), out)
     final = train(prep, out, reporter)
     reporter.close()
     if not prep.eval_records or not main_process:

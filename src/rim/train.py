@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader
 
 from rim.config import StageConfig
@@ -45,6 +45,9 @@ def train(prep: Prepared, run_dir: Path, reporter: Reporter) -> Path:
         gradient_accumulation_steps=cfg.trainer.grad_accum,
         log_with="tensorboard",
         project_dir=str(run_dir),
+        cpu=not torch.cuda.is_available(),
+        # the order of examples is a function of the seed and the epoch, whatever the processes
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
     accelerator.init_trackers("tb")
     if not accelerator.is_main_process:
@@ -120,7 +123,9 @@ def _run_stage(prep: Prepared, model: torch.nn.Module, plan: StagePlan, accelera
                             accelerator.clip_grad_norm_(trained.parameters(), cfg.trainer.grad_clip)
                     optimizer.step()
                     optimizer.zero_grad()
-                window.add(loss.item(), batch["input_ids"].numel())
+                # the loss of the optimizer step's whole batch: the mean over the processes
+                window.add(accelerator.reduce(loss.detach(), "mean").item(),
+                           batch["input_ids"].numel() * accelerator.num_processes)
                 if not accelerator.sync_gradients:
                     continue
                 step += 1
