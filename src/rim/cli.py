@@ -103,7 +103,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from rim.quickstart import quickstart
 
-    quickstart(Path(args.out), console)
+    quickstart(Path(args.out), console, seed=args.seed)
     return 0
 
 
@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quickstart", help="train RiM and no-CoT on a built-in task, compare",
                        epilog="example: rim quickstart --out runs/quickstart")
     p.add_argument("--out", default="runs/quickstart", help="output directory")
+    p.add_argument("--seed", type=int, default=0, help="training seed of both runs")
     p.set_defaults(func=cmd_quickstart)
 
     p = sub.add_parser("config", help="list every training setting, or print a resolved config",
