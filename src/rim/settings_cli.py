@@ -75,10 +75,11 @@ def add_flags(parser: argparse.ArgumentParser, model: type[BaseModel],
         parser.add_argument(flag, type=kind, nargs="+" if many else None, **options)
 
 
-def flag_values(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any]:
-    """The fields of `model` given as flags (see `add_flags`)."""
+def flag_values(args: argparse.Namespace, model: type[BaseModel],
+                only: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The fields of `model` (or those in `only`) given as flags (see `add_flags`)."""
     return {name: getattr(args, name) for name in model.model_fields
-            if getattr(args, name, None) is not None}
+            if (only is None or name in only) and getattr(args, name, None) is not None}
 
 
 def settings_rows(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, str, str]]:

@@ -12,6 +12,9 @@ from typing import Any
 from rim.progress import console
 from rim.settings_cli import add_flags, flag_values
 
+SWEEP_FLAGS = ("seeds", "concurrent", "threads")
+"""The sweep file's settings that flags override (`--methods` picks some of its methods)."""
+
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``bench latency``, ``bench accuracy`` and ``bench step`` to argparse subparsers."""
@@ -37,7 +40,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("sweep", help="sweep file (configs/bench/accuracy-*.yaml)")
     p.add_argument("--out", required=True, help="sweep directory (resumed if it exists)")
     p.add_argument("--methods", nargs="+", help="only these methods of the sweep")
-    add_flags(p, SweepFile, only=("seeds", "concurrent", "threads"))
+    add_flags(p, SweepFile, only=SWEEP_FLAGS)
     p.add_argument("--report-only", action="store_true", help="summarise finished runs only")
     p.set_defaults(func=cmd_accuracy)
 
@@ -64,7 +67,8 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
     from rim.bench.accuracy import load_sweep, run_sweep
     from rim.bench.sweep import SweepFile
 
-    sweep = load_sweep(args.sweep, methods=args.methods, **flag_values(args, SweepFile))
+    sweep = load_sweep(args.sweep, methods=args.methods,
+                       **flag_values(args, SweepFile, only=SWEEP_FLAGS))
     summary = run_sweep(sweep, args.out, console, train=not args.report_only)
     return 1 if summary["failed"] else 0
 
