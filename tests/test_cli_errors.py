@@ -76,7 +76,7 @@ def test_wrong_type_names_the_field_and_file(tmp_path, capsys):
     path = config(tmp_path, train, method__blocks="many")
     code, err = run_main(["train", str(path), "--out", str(tmp_path / "run")], capsys)
     assert code == 2
-    assert f"{path}: field 'method.blocks' must be int" in err
+    assert f"{path}:1: field 'method.blocks' must be int" in err  # the file and its line
 
 
 def test_json_list_record_errors_name_the_record(tmp_path, capsys):

@@ -255,10 +255,17 @@ def test_hf_dataset_from_local_hub_layout_and_save_to_disk(tmp_path):
 
 def test_hf_without_datasets_package_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` fail
+    (tmp_path / "train.jsonl").write_text('{"question": "q", "answer": "a"}\n')
     with pytest.raises(RimInputError, match="optional 'datasets' package"):
         read_records(tmp_path)
     with pytest.raises(RimInputError, match="optional 'datasets' package"):
         read_records("whynlp/gsm8k-aug", format="hf")
+
+
+def test_a_directory_without_a_dataset_is_one_line_not_a_hub_lookup(tmp_path):
+    (tmp_path / "notes.txt").write_text("nothing to read")
+    with pytest.raises(RimInputError, match="holds no dataset"):
+        read_records(tmp_path)
 
 
 def test_hf_row_with_cot_string(tmp_path):

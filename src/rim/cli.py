@@ -12,7 +12,7 @@ from rich.table import Table
 
 from rim.bench.cli import register as register_bench
 from rim.data.cli import register as register_data
-from rim.errors import RimInputError
+from rim.errors import RimInputError, RimRunError
 from rim.progress import console, err_console, setup_logging
 from rim.settings_cli import positive_int
 
@@ -53,7 +53,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.out is None:
         raise RimInputError("--out is required (the run directory to create)",
                             source="command line")
-    result = run_training(cfg, args.out, Reporter(enabled=not args.no_progress))
+    result = run_training(cfg, args.out, Reporter(bars=False if args.no_progress else None))
     from accelerate import PartialState
 
     if not PartialState().is_main_process:
@@ -71,7 +71,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rim.evaluate import evaluate
     from rim.infer import load_run
 
-    records = read_records(args.data)[: args.limit]
+    data = args.data or _run_eval_data(Path(args.run))
+    records = read_records(data)[: args.limit]
     run = load_run(args.run)
     checker = args.checker or run.info.checker
     passes = max(run.blocks, 1) if not args.final_only else 1
@@ -80,24 +81,75 @@ def cmd_eval(args: argparse.Namespace) -> int:
         result = evaluate(run, records, checker, batch_size=args.batch_size,
                           per_block=not args.final_only,
                           progress=lambda n: bar.advance(task, n))
+    if args.save_predictions:
+        _save_predictions(Path(args.save_predictions), records, result)
+    shown = {k: v for k, v in result.items()
+             if k not in ("predictions", "correct", "block_predictions")}
     if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "predictions"}, indent=2))
+        print(json.dumps(shown, indent=2))
     else:
-        console.print(eval_table(result, title=f"{args.run} on {args.data}"))
+        console.print(eval_table(result, title=f"{args.run} on {data}"))
     return 0
+
+
+def _run_eval_data(run: Path) -> str:
+    """The evaluation data a run was trained with (`data.eval` of its config.yaml)."""
+    import yaml
+
+    saved = run / "config.yaml"
+    data = (yaml.safe_load(saved.read_text()) or {}).get("data", {}) if saved.is_file() else {}
+    if not data.get("eval"):
+        raise RimInputError("give --data: the run names no evaluation data (data.eval)",
+                            source=str(run))
+    return data["eval"]
+
+
+def _save_predictions(path: Path, records: list, result: dict) -> None:
+    """One JSON line per record: question, gold, prediction, correct, answer after each block."""
+    from rim.data.writers import atomic_write_text
+
+    blocks = result.get("block_predictions") or [None] * len(records)
+    lines = [json.dumps({"question": r.question, "gold": r.answer, "prediction": pred,
+                         "correct": ok, **({"per_block": per} if per is not None else {})})
+             for r, pred, ok, per in zip(records, result["predictions"], result["correct"],
+                                         blocks)]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    err_console.print(f"predictions written to {path}", markup=False, highlight=False)
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
     from rim.infer import load_run
 
+    if (args.question is None) == (args.file is None):
+        raise RimInputError("give a question or --file (one question per line; - for stdin)",
+                            source="command line")
     run = load_run(args.run)
-    if args.every_block and run.blocks:
-        for k in range(1, run.blocks + 1):
-            console.print(f"after block {k}: {run.answers([args.question], blocks=k)[0]}",
-                          markup=False, highlight=False)
+    if args.file is not None:
+        source = "<stdin>" if args.file == "-" else args.file
+        text = sys.stdin.read() if args.file == "-" else _read_text(args.file)
+        numbered = [(i, q.strip()) for i, q in enumerate(text.splitlines(), 1) if q.strip()]
+        for i, question in numbered:
+            run.check_fits(question, f"{source}:{i}")
+        questions = [q for _, q in numbered]
     else:
-        print(run.answers([args.question])[0])
+        run.check_fits(args.question)
+        questions = [args.question]
+    if args.every_block and run.blocks:
+        columns = [run.answers(questions, blocks=k, batch_size=args.batch_size)
+                   for k in range(1, run.blocks + 1)]
+        for row in zip(*columns):
+            print("\t".join(row) if args.file is not None else "\n".join(
+                f"after block {k}: {a}" for k, a in enumerate(row, 1)))
+    else:
+        for answer in run.answers(questions, batch_size=args.batch_size):
+            print(answer)
     return 0
+
+
+def _read_text(path: str) -> str:
+    if not Path(path).is_file():
+        raise RimInputError("file not found", source=path)
+    return Path(path).read_text(encoding="utf-8-sig")
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
@@ -165,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "--out runs/mult trainer.seed=1")
     p.add_argument("config", help="YAML config (may include others)")
     p.add_argument("--out", help="run directory to create (required unless --dry-run)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars: a plain line every trainer.log_every steps")
     p.add_argument("--dry-run", action="store_true",
                    help="validate the config and print the plan of every stage; train nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
@@ -175,18 +228,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate a trained run on a data file",
                        epilog="example: rim eval runs/mult --data data/mult4/test.jsonl")
     p.add_argument("run", help="run directory (or its model/ directory)")
-    p.add_argument("--data", required=True, help="records to evaluate on")
+    p.add_argument("--data", help="records to evaluate on (default: the run's data.eval)")
     p.add_argument("--checker", help="answer checker (default: the run's)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="questions per batch")
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate the first N records")
     p.add_argument("--final-only", action="store_true", help="skip per-block accuracy")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--save-predictions", metavar="FILE",
+                   help="write question, gold, prediction and per-block answers as JSONL")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("infer", help="answer one question with a trained run",
-                       epilog='example: rim infer runs/mult "5 6 3 2 * 7 4 3 4" --every-block')
+    p = sub.add_parser("infer", help="answer a question (or a file of them) with a trained run",
+                       epilog='examples: rim infer runs/mult "5 6 3 2 * 7 4 3 4" --every-block; '
+                              'rim infer runs/mult --file questions.txt')
     p.add_argument("run", help="run directory (or its model/ directory)")
-    p.add_argument("question", help="the question, as in the training data")
+    p.add_argument("question", nargs="?", help="the question, as in the training data")
+    p.add_argument("--file", help="questions, one per line (- for standard input), in batches")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="questions per batch")
     p.add_argument("--every-block", action="store_true", help="answer after each block")
     p.set_defaults(func=cmd_infer)
 
@@ -221,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     except RimInputError as err:
         err_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
         return 2
+    except RimRunError as err:
+        err_console.print(f"stopped: {err}", markup=False, highlight=False, soft_wrap=True)
+        return 1
 
 
 if __name__ == "__main__":

@@ -6,10 +6,17 @@ from __future__ import annotations
 class RimInputError(ValueError):
     """Bad user input (data file, config, model path). The message names the file and line or field."""
 
-    def __init__(self, message: str, *, source: str | None = None, line: int | None = None) -> None:
+    def __init__(self, message: str, *, source: str | None = None, line: int | None = None,
+                 field: str | None = None) -> None:
         where = ""
         if source is not None:
             where = f"{source}:{line}: " if line is not None else f"{source}: "
         super().__init__(f"{where}{message}")
         self.source = source
         self.line = line
+        self.field = field
+        """The dotted config field the error is about, if any."""
+
+
+class RimRunError(RuntimeError):
+    """A run that had to stop (a loss that is not finite): the CLI prints one line, exit 1."""

@@ -19,22 +19,27 @@ def evaluate(run: LoadedRun, records: list[Record], checker: str = "exact",
     (accuracy after blocks 1..K, block methods only), `any_block_accuracy`,
     `latency_ms_per_question` (batched, final block), `ttft_ms` (batch 1, median),
     `cut_by_limit` (share of final generations that hit `max_new_tokens` before their end
-    token), `predictions`, and with the `digits` checker `digit_accuracy` (final block, per
+    token), `predictions` and `correct` (per record), `block_predictions` (per record, the
+    answer after each block), and with the `digits` checker `digit_accuracy` (final block, per
     digit).
     """
+    for record in records:
+        run.check_fits(record.question, record.origin or "record")
     questions = [r.question for r in records]
     blocks = range(1, run.blocks + 1) if (per_block and run.blocks) else [None]
     correct: dict[int | None, list[bool]] = {}
+    answers: dict[int | None, list[str]] = {}
     predictions: list[str] = []
     cut = 0
     batch_seconds = 0.0
     for k in blocks:
-        hits = []
+        hits, answers[k] = [], []
         for i in range(0, len(records), batch_size):
             chunk = records[i:i + batch_size]
             gen = run.generate([r.question for r in chunk], k)
             texts = [run.answer_text(ids) for ids in gen.ids]
             hits.extend(check_answer(t, r.answer, checker) for t, r in zip(texts, chunk))
+            answers[k].extend(texts)
             if k in (None, run.blocks):
                 predictions.extend(texts)
                 batch_seconds += gen.total_s
@@ -53,8 +58,10 @@ def evaluate(run: LoadedRun, records: list[Record], checker: str = "exact",
     }
     if checker == "digits":
         result["digit_accuracy"] = mean_digit_accuracy(predictions, [r.answer for r in records])
+    result["correct"] = final
     if run.blocks and per_block:
         result["per_block"] = [sum(correct[k]) / len(records) for k in blocks]
+        result["block_predictions"] = [list(col) for col in zip(*(answers[k] for k in blocks))]
         result["any_block_accuracy"] = sum(map(any, zip(*correct.values()))) / len(records)
     return result
 

@@ -14,9 +14,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from rim.data.records import Record
 from rim.encoding import decode_text, encode
+from rim.errors import RimInputError
 from rim.generation import Generation
 from rim.methods import Method, make_method
-from rim.modeling import special_ids
+from rim.modeling import context_length, special_ids
 from rim.runinfo import RunInfo, model_directory
 
 
@@ -37,6 +38,17 @@ class LoadedRun:
     def question_ids(self, question: str) -> tuple[int, ...]:
         """The question as the model reads it."""
         return encode(Record(question, (), "?"), self.tok).question
+
+    def check_fits(self, question: str, source: str = "question") -> None:
+        """Raise `RimInputError` (naming `source`) if the prompt of `question` plus the answer
+        budget is longer than the model's context."""
+        limit = context_length(self.model)
+        if limit is None:
+            return
+        n = self.method.prompt_length(self.question_ids(question)) + self.info.max_new_tokens
+        if n > limit:
+            raise RimInputError(f"prompt plus answer budget is {n} tokens, longer than the "
+                                f"model's context of {limit}", source=source)
 
     def generate(self, questions: list[str], blocks: int | None = None) -> Generation:
         """Greedy answer ids for one batch of questions (after `blocks` memory blocks, for the

@@ -24,24 +24,43 @@ def setup_logging(to: Console = err_console, level: int = logging.INFO) -> None:
 
 
 class Reporter:
-    """A progress bar per training stage (or silence when `enabled` is False)."""
+    """What a training run shows while it works: a start banner, then a rich bar per stage on a
+    terminal, or one plain line per logged step where the output is a file or a pipe (cluster
+    jobs, nohup) or bars are off. `enabled=False` is silence."""
 
-    def __init__(self, to: Console | None = None, enabled: bool = True) -> None:
+    def __init__(self, to: Console | None = None, enabled: bool = True,
+                 bars: bool | None = None) -> None:
+        self.console = to or console
+        self.enabled = enabled
+        self.bars = enabled and (self.console.is_terminal if bars is None else bars)
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(),
-            console=to or err_console, disable=not enabled, transient=False,
+            console=self.console, disable=not self.bars, transient=False,
         )
+
+    def banner(self, text: str) -> None:
+        """Say what is about to run."""
+        if self.enabled:
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def start_stage(self, name: str, total: int) -> int:
         """Begin a bar for `name` with `total` steps; returns its task id."""
-        if not self.progress.live.is_started:
+        if self.bars and not self.progress.live.is_started:
             self.progress.start()
         return self.progress.add_task(name, total=total, loss=float("nan"))
 
-    def advance(self, task: int, completed: int, loss: float) -> None:
-        """Move `task` to `completed` steps and show the latest loss."""
-        self.progress.update(task, completed=completed, loss=loss)
+    def advance(self, task: int, completed: int, row: dict) -> None:
+        """Move `task` to `completed` steps; `row` is the logged step (loss, lr, tokens/s,
+        elapsed seconds of the stage)."""
+        self.progress.update(task, completed=completed, loss=row["loss"])
+        if self.enabled and not self.bars:
+            total = self.progress.tasks[task].total or completed
+            eta = row["elapsed_s"] / max(completed, 1) * (total - completed)
+            self.console.print(
+                f"{row['stage']} step {completed}/{total}  loss {row['loss']:.4f}  "
+                f"lr {row['lr']:.2e}  {row['tokens_per_s']:,.0f} tok/s  ETA {_clock(eta)}",
+                markup=False, highlight=False, soft_wrap=True)
 
     def end_stage(self, task: int) -> None:
         """Finish `task`."""
@@ -50,3 +69,9 @@ class Reporter:
     def close(self) -> None:
         """Stop drawing."""
         self.progress.stop()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

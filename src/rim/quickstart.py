@@ -36,6 +36,8 @@ def quickstart(out: Path, console: Console, *, train_size: int = 20000, test_siz
     unseen questions. The keyword arguments shrink it (the tests run it with a few steps);
     `overrides` are `key=value` settings applied to both runs; `seed` is their training seed (the data stay).
     """
+    if out.exists() and not out.is_dir():
+        raise RimInputError("is a file, not a directory", source=str(out))
     if out.exists() and any(out.iterdir()):
         raise RimInputError("output directory exists and is not empty", source=str(out))
     start = time.perf_counter()

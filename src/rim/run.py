@@ -16,7 +16,7 @@ from rim.errors import RimInputError
 from rim.evaluate import evaluate
 from rim.infer import load_run
 from rim.prepare import prepare
-from rim.progress import Reporter, log
+from rim.progress import Reporter
 from rim.train import train
 
 PACKAGES = ("reasoning-in-memory", "torch", "transformers", "accelerate", "peft", "tokenizers")
@@ -29,6 +29,8 @@ def run_training(cfg: Config, out: str | Path, reporter: Reporter | None = None)
     Returns the evaluation result (empty dict without eval data).
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RimInputError("is a file, not a run directory", source=str(out))
     if out.exists() and any(out.iterdir()):
         raise RimInputError("run directory exists and is not empty", source=str(out))
     if cfg.trainer.threads:
@@ -42,15 +44,14 @@ def run_training(cfg: Config, out: str | Path, reporter: Reporter | None = None)
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         (out / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
     reporter = reporter or Reporter()
-    if main_process:
-        log.info("training %s on %d examples -> %s", cfg.method.name, len(prep.train), out)
     final = train(prep, out, reporter)
     reporter.close()
     if not prep.eval_records or not main_process:
         return {}
     result = evaluate(load_run(final), prep.eval_records, cfg.data.checker,
                       batch_size=cfg.trainer.eval_batch_size)
-    (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    saved = {k: v for k, v in result.items() if k not in ("correct", "block_predictions")}
+    (out / "eval.json").write_text(json.dumps(saved, indent=2) + "\n")
     return result
 
 

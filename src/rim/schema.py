@@ -37,8 +37,10 @@ def validate(cls: type[S], raw: Any, source: str, prefix: str = "") -> S:
     try:
         return cls.model_validate(raw)
     except ValidationError as err:
-        raise RimInputError(describe_error(cls, raw, err.errors()[0], prefix),
-                            source=source) from None
+        first = err.errors()[0]
+        field = prefix + ".".join(str(p) for p in _input_path(raw, first["loc"]))
+        raise RimInputError(describe_error(cls, raw, first, prefix), source=source,
+                            field=field) from None
 
 
 def describe_error(cls: type[BaseModel], raw: dict, error: dict, prefix: str = "") -> str:

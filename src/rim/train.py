@@ -11,6 +11,7 @@ is released, so old optimizer state does not stay in memory.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from rim.config import StageConfig
 from rim.encoding import Example
+from rim.errors import RimRunError
 from rim.modeling import dropout_by_kind, set_dropout
 from rim.prepare import Prepared
 from rim.progress import Reporter, log
@@ -60,6 +62,7 @@ def train(prep: Prepared, run_dir: Path, reporter: Reporter) -> Path:
     validator = Validator.create(prep, run_dir) if cfg.trainer.eval_every else None
     state = _Progress(0, metrics, validator)
     plans = plan_stages(cfg, prep.method, len(prep.train), accelerator.num_processes)
+    reporter.banner(_banner(prep, plans, accelerator, run_dir))
     try:
         previous: dict[str, float] = dropout_by_kind(model)
         for plan in plans:
@@ -124,8 +127,12 @@ def _run_stage(prep: Prepared, model: torch.nn.Module, plan: StagePlan, accelera
                     optimizer.step()
                     optimizer.zero_grad()
                 # the loss of the optimizer step's whole batch: the mean over the processes
-                window.add(accelerator.reduce(loss.detach(), "mean").item(),
-                           batch["input_ids"].numel() * accelerator.num_processes)
+                value = accelerator.reduce(loss.detach(), "mean").item()
+                if not math.isfinite(value):
+                    raise RimRunError(f"loss is not finite at {plan.name} step {step + 1}; the "
+                                      "checkpoints of finished stages are kept (lower the "
+                                      f"learning rate, trainer.{plan.settings}.lr)")
+                window.add(value, batch["input_ids"].numel() * accelerator.num_processes)
                 if not accelerator.sync_gradients:
                     continue
                 step += 1
@@ -151,7 +158,7 @@ def _after_step(prep: Prepared, plan: StagePlan, step: int, fraction: float, opt
                "loss": window.mean_loss(), "lr": optimizer.param_groups[0]["lr"],
                "fraction": fraction, **window.rates()}
         _log(accelerator, state.metrics, row)
-        reporter.advance(task, step, loss=row["loss"])
+        reporter.advance(task, step, row)
         window.reset_loss()
     every = cfg.trainer.eval_every
     every = plan.steps_per_epoch if every == "epoch" else every
@@ -207,6 +214,20 @@ def _save(model, prep: Prepared, out: Path, merge: bool = False) -> None:
     model.save_pretrained(out, safe_serialization=True)
     prep.tok.save_pretrained(out)
     prep.run_info().save(out)
+
+
+def _banner(prep: Prepared, plans: list[StagePlan], accelerator: Accelerator,
+            run_dir: Path) -> str:
+    """What the run is about to do, in one paragraph."""
+    params = sum(p.numel() for p in prep.model.parameters())
+    trainable = sum(p.numel() for p in prep.model.parameters() if p.requires_grad)
+    plan = plans[0] if plans else None
+    batch = (f"{plan.effective_batch} ({plan.batch_per_device} per device x {plan.grad_accum} "
+             f"accumulation x {plan.processes} processes)") if plan else "-"
+    stages = ", ".join(f"{p.name} {p.steps} steps" for p in plans)
+    return (f"rim train: {prep.cfg.method.name} on {len(prep.train):,} examples; "
+            f"{params:,} parameters ({trainable:,} trainable); device {accelerator.device}; "
+            f"effective batch {batch}; {stages}; output {run_dir}")
 
 
 def _examples(batch: list[Example]) -> list[Example]:

@@ -49,6 +49,8 @@ def run_sweep(sweep: Sweep, out: str | Path, console: Console | None = None,
     failed; their logs are in `out/logs`). With `train=False`, only summarises what is there.
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RimInputError("is a file, not a sweep directory", source=str(out))
     out.mkdir(parents=True, exist_ok=True)
     data = sweep_data(sweep, out)
     jobs = sweep_jobs(sweep, out, data)

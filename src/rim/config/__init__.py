@@ -12,16 +12,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rim.config.files import apply_overrides, merge, read_yaml, set_dotted
+from rim.config.files import Origins, apply_overrides, merge, origin_of, read_yaml, set_dotted
 from rim.config.schema import Config, DataConfig, ModelConfig, StageConfig, TrainerConfig
+from rim.errors import RimInputError
 from rim.schema import validate
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read `path` (with its includes), apply `key=value` overrides, validate."""
-    raw: dict[str, Any] = read_yaml(path, Config) if path is not None else {}
-    apply_overrides(raw, overrides, Config)
-    return config_from_dict(raw, source=str(path) if path is not None else "<defaults>")
+    """Read `path` (with its includes), apply `key=value` overrides, validate. An error about a
+    key names where it was set: `file.yaml:3 (included from top.yaml)`, `command line: k=v`."""
+    origins: Origins = {}
+    raw: dict[str, Any] = read_yaml(path, Config, origins) if path is not None else {}
+    apply_overrides(raw, overrides, Config, origins)
+    source = str(path) if path is not None else "<defaults>"
+    try:
+        return config_from_dict(raw, source=source)
+    except RimInputError as err:
+        where = origin_of(origins, err.field) if err.field else None
+        if where is None:
+            raise
+        raise RimInputError(str(err).removeprefix(f"{source}: "), source=where) from None
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:

@@ -17,15 +17,20 @@ from pydantic import BaseModel
 from rim.errors import RimInputError
 from rim.schema import section_type
 
+Origins = dict[str, str]
+"""Where each dotted key was set: `file.yaml:3`, `file.yaml:3 (included from top.yaml)` or
+`command line: key=value`; errors about a key name its origin."""
 
-def read_yaml(path: str | Path, schema: type[BaseModel] | None = None) -> dict[str, Any]:
+
+def read_yaml(path: str | Path, schema: type[BaseModel] | None = None,
+              origins: Origins | None = None) -> dict[str, Any]:
     """A YAML mapping with its `include:` files merged in (as sections of `schema` merge);
-    errors name the file (and line)."""
-    return _read_with_includes(Path(path), (), schema)
+    errors name the file (and line); `origins`, if given, receives where each key was set."""
+    return _read_with_includes(Path(path), (), schema, origins)
 
 
-def _read_with_includes(path: Path, seen: tuple[Path, ...],
-                        schema: type[BaseModel] | None) -> dict[str, Any]:
+def _read_with_includes(path: Path, seen: tuple[Path, ...], schema: type[BaseModel] | None,
+                        origins: Origins | None) -> dict[str, Any]:
     if not path.is_file():
         raise RimInputError("config file not found", source=str(path))
     if path.resolve() in seen:
@@ -41,10 +46,32 @@ def _read_with_includes(path: Path, seen: tuple[Path, ...],
     merged: dict[str, Any] = {}
     includes = data.pop("include", []) or []
     for inc in [includes] if isinstance(includes, str) else includes:
-        merge(merged, _read_with_includes(path.parent / inc, seen + (path.resolve(),), schema),
-              schema)
+        inner: Origins | None = {} if origins is not None else None
+        merge(merged, _read_with_includes(path.parent / inc, seen + (path.resolve(),), schema,
+                                          inner), schema)
+        if origins is not None:
+            origins.update({k: v if "included from" in v else f"{v} (included from {path})"
+                            for k, v in inner.items()})
     merge(merged, data, schema)
+    if origins is not None:
+        origins.update(_key_lines(path))
     return merged
+
+
+def _key_lines(path: Path) -> Origins:
+    """`file:line` of every dotted key of a YAML file."""
+    found: Origins = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                dotted = f"{prefix}{key.value}"
+                found[dotted] = f"{path}:{key.start_mark.line + 1}"
+                walk(value, dotted + ".")
+
+    walk(yaml.compose(path.read_text(encoding="utf-8-sig")), "")
+    found.pop("include", None)
+    return found
 
 
 def merge(into: dict[str, Any], new: dict[str, Any], schema: type[BaseModel] | None) -> None:
@@ -75,7 +102,8 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any, schema: type[BaseModel
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...],
-                    schema: type[BaseModel] | None = None) -> None:
+                    schema: type[BaseModel] | None = None,
+                    origins: Origins | None = None) -> None:
     """Apply `key=value` overrides (values read as YAML) to a raw config."""
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -87,6 +115,26 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...],
             raise RimInputError(f"override {item!r}: the value is not valid YAML",
                                 source="command line") from None
         set_dotted(raw, key.strip(), parsed, schema)
+        if origins is not None:
+            origins.update({k: f"command line: {item}" for k in _dotted_keys(key.strip(), parsed)})
+
+
+def origin_of(origins: Origins, field: str) -> str | None:
+    """Where `field` (or the nearest section above it) was set, if known."""
+    parts = field.split(".")
+    for n in range(len(parts), 0, -1):
+        found = origins.get(".".join(parts[:n]))
+        if found is not None:
+            return found
+    return None
+
+
+def _dotted_keys(key: str, value: Any) -> list[str]:
+    keys = [key]
+    if isinstance(value, dict):
+        for sub, inner in value.items():
+            keys += _dotted_keys(f"{key}.{sub}", inner)
+    return keys
 
 
 def _section(schema: type[BaseModel] | None, key: str, value: Any) -> type[BaseModel] | None:

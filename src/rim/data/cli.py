@@ -15,6 +15,7 @@ from rim.data.generators import GENERATORS, generate
 from rim.data.readers import FORMATS, read_records
 from rim.data.writers import WRITE_FORMATS, format_for_path, write_records
 from rim.errors import RimInputError
+from rim.settings_cli import positive_int
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -22,11 +23,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     data = subparsers.add_parser("data", help="generate datasets, show dataset statistics")
     sub = data.add_subparsers(dest="data_command", metavar="{generate,stats}", required=True)
 
-    gen = sub.add_parser("generate", help="write a seeded synthetic dataset")
+    gen = sub.add_parser("generate", help="write a seeded synthetic dataset",
+                         epilog="example: rim data generate multiplication --digits 4 --n 20000 "
+                                "--seed 0 --out data/mult4/train.jsonl")
     gen.add_argument("task", help=f"one of: {', '.join(sorted(GENERATORS))}")
-    gen.add_argument("--n", type=int, default=None, help="number of records")
+    gen.add_argument("--n", type=positive_int, default=None, help="number of records")
     gen.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     gen.add_argument("--out", required=True, help="output file (.jsonl, .json or .txt)")
+    gen.add_argument("--force", action="store_true", help="replace --out if it exists")
     gen.add_argument("--digits", type=int, default=None, help="multiplication: operand digits")
     gen.add_argument(
         "--operands-from",
@@ -43,7 +47,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     gen.set_defaults(func=cmd_generate)
 
-    stats = sub.add_parser("stats", help="counts, step histogram and lengths of a data file")
+    stats = sub.add_parser("stats", help="counts, step histogram and lengths of a data file",
+                           epilog="example: rim data stats ../shared/data/prosqa/valid.json")
     stats.add_argument("file", help="data file, directory or hf:NAME")
     stats.add_argument("--format", choices=FORMATS, default=None, help="default: from the file")
     stats.add_argument("--split", default="train", help="Hugging Face split (default train)")
@@ -64,6 +69,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise RimInputError("--n is required (unless --operands-from is given)")
     n = args.n if args.n is not None else 0
     fmt = args.format or format_for_path(args.out)
+    if Path(args.out).exists() and not args.force:
+        raise RimInputError("exists; use --force to replace it", source=args.out)
     records = generate(args.task, n, args.seed, **options)
     path = write_records(records, args.out, fmt)
     print(f"wrote {len(records)} {args.task} records to {path}")

@@ -68,8 +68,23 @@ def read_records(
     return _rows_to_records(rows, layout, source, indexed=container == "json")
 
 
+DATASET_FILES = ("dataset_dict.json", "state.json", "dataset_info.json", "README.md")
+DATA_SUFFIXES = (".parquet", ".arrow", ".jsonl", ".json", ".csv")
+
+
 def _is_hf_source(text_path: str) -> bool:
-    return text_path.startswith(HF_PREFIX) or Path(text_path).is_dir()
+    """`hf:NAME`, or a local directory that holds a dataset (a `save_to_disk` directory, or data
+    files laid out like a hub repository); any other directory is an error, not a hub name."""
+    if text_path.startswith(HF_PREFIX):
+        return True
+    path = Path(text_path)
+    if not path.is_dir():
+        return False
+    if any((path / name).is_file() for name in DATASET_FILES) or any(
+            f.suffix in DATA_SUFFIXES for f in path.rglob("*") if f.is_file()):
+        return True
+    raise RimInputError("a directory that holds no dataset (no data files, no "
+                        "save_to_disk layout)", source=text_path)
 
 
 def _sniff_container(path: Path, text: str) -> str:
