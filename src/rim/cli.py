@@ -25,6 +25,12 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
         super().__init__(*args, **kwargs)
 
+    def error(self, message: str):
+        """One line on stderr and exit code 2, as every other bad input."""
+        err_console.print(f"error: {self.prog}: {message} (see {self.prog} --help)",
+                          markup=False, highlight=False, soft_wrap=True)
+        raise SystemExit(2)
+
     def parse_known_args(self, args=None, namespace=None):
         if self._subparsers is not None or getattr(self, "_intermixing", False):
             return super().parse_known_args(args, namespace)

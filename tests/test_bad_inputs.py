@@ -1,0 +1,160 @@
+"""Every bad input of the command line: exit code 2, one line on stderr naming the file, line or
+field, and nothing written (no run directory, no changed file)."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from helpers import write_jsonl
+
+from rim.cli import main
+
+GOOD = {"question": "1 + 1 ?", "steps": ["1 + 1 = 2"], "answer": "2"}
+CONFIG = {
+    "model": {"scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 16, "n_head": 2},
+              "vocab_size": 64, "max_length": 64},
+    "data": {"train": "train.jsonl"},
+    "method": {"name": "rim", "blocks": 2},
+    "trainer": {"stage1": {"steps": 1}, "stage2": {"steps": 1}},
+}
+
+
+def setup(tmp: Path, rows=(GOOD,), **sections) -> None:
+    """A run config `run.yaml` over `train.jsonl` (rows), sections replaced by `sections`."""
+    (tmp / "train.jsonl").write_text(
+        "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    (tmp / "run.yaml").write_text(json.dumps({**CONFIG, **sections}))
+    (tmp / "inc.yaml").write_text("trainer:\n  stage1: {steps: 1}\n  lrr: 3\n")
+    (tmp / "top.yaml").write_text("include: inc.yaml\n" + "".join(
+        f"{key}: {json.dumps(CONFIG[key])}\n" for key in ("model", "data", "method")))
+    (tmp / "data.jsonl").write_text("".join(json.dumps(GOOD) + "\n" for _ in range(3)))
+    (tmp / "not-a-dir").write_text("a file")
+    (tmp / "used").mkdir()
+    (tmp / "used" / "keep.txt").write_text("x")
+    (tmp / "empty-dir").mkdir()
+    (tmp / "empty-dir" / "notes.txt").write_text("nothing")
+    (tmp / "long.jsonl").write_text(json.dumps({**GOOD, "question": "1 + " * 60 + "1 ?"}) + "\n")
+    (tmp / "long.txt").write_text("1 + " * 60 + "1 ?\n")
+    (tmp / "sweep.yaml").write_text(json.dumps({"config": CONFIG, "methods": ["nope"],
+                                                "task": {"name": "chain"}}))
+
+
+TRAIN = ["train", "run.yaml", "--out", "out"]
+# name: (argv, setup keywords, what the one line must say)
+CASES = {
+    "malformed_json": (TRAIN, {"rows": [GOOD, "{not json"]}, "train.jsonl:2: malformed JSON"),
+    "no_answer": (TRAIN, {"rows": [{"question": "q"}]}, "train.jsonl:1: record has no 'answer'"),
+    "steps_not_strings": (TRAIN, {"rows": [{**GOOD, "steps": [1]}]}, "train.jsonl:1: field 'steps'"),
+    "steps_not_list": (TRAIN, {"rows": [{**GOOD, "steps": "a"}]}, "train.jsonl:1: field 'steps'"),
+    "empty_question": (TRAIN, {"rows": [{**GOOD, "question": " "}]}, "field 'question' is empty"),
+    "too_long_for_context": (TRAIN, {"rows": [{**GOOD, "question": "1 + " * 60 + "1 ?"}]},
+                             "train.jsonl:1: stage1 layout needs"),
+    "missing_model": (TRAIN, {"model": {"name_or_path": "/nonexistent/model"}},
+                      "/nonexistent/model: model directory not found"),
+    "unknown_override": ([*TRAIN, "trainer.lrr=1"], {}, "command line: trainer.lrr=1: unknown"),
+    "unknown_included": (["train", "top.yaml", "--out", "out"], {},
+                         "inc.yaml:3 (included from"),
+    "wrong_type": ([*TRAIN, "method.blocks=many"], {}, "field 'method.blocks' must be int"),
+    "empty_blocks": ([*TRAIN, "method.block_size=0"], {}, "'method.block_size' must be at least 1"),
+    "no_blocks": ([*TRAIN, "method.blocks=0"], {}, "'method.blocks' must be at least 1"),
+    "unknown_method": ([*TRAIN, "method.name=magic"], {}, "'method.name' must be one of"),
+    "unknown_checker": ([*TRAIN, "data.checker=fuzzy"], {}, "'data.checker' must be one of"),
+    "warmup_out_of_range": ([*TRAIN, "trainer.stage2.warmup=2"], {}, "trainer.stage2.warmup"),
+    "fractional_batch": ([*TRAIN, "trainer.batch_size=1.5"], {}, "'trainer.batch_size' must be int"),
+    "override_not_key_value": ([*TRAIN, "trainer"], {}, "is not key=value"),
+    "setting_of_another_method": ([*TRAIN, "method={name: nocot, blocks: 4}"], {},
+                                  "unknown config key 'method.blocks'"),
+    "keep_best_without_eval": ([*TRAIN, "trainer.keep_best=true"], {}, "needs trainer.eval_every"),
+    "init_from_and_name": ([*TRAIN, "model.init_from=x", "model.name_or_path=y"], {},
+                           "exclude each other"),
+    "bad_mixed_precision": ([*TRAIN, "trainer.mixed_precision=fp8"], {}, "mixed_precision"),
+    "out_is_a_file": (["train", "run.yaml", "--out", "not-a-dir"], {}, "not-a-dir: is a file"),
+    "out_is_used": (["train", "run.yaml", "--out", "used"], {}, "used: run directory exists"),
+    "config_missing": (["train", "nope.yaml", "--out", "out"], {}, "config file not found"),
+    "data_missing": ([*TRAIN, "data.train=missing.jsonl"], {}, "missing.jsonl: data file not found"),
+    "data_dir_without_dataset": ([*TRAIN, "data.train=empty-dir"], {}, "holds no dataset"),
+    "train_without_out": (["train", "run.yaml"], {}, "--out is required"),
+    "eval_limit_zero": (["eval", "RUN", "--data", "data.jsonl", "--limit", "0"], {},
+                        "--limit: must be at least 1"),
+    "eval_limit_negative": (["eval", "RUN", "--data", "data.jsonl", "--limit", "-1"], {},
+                            "--limit: must be at least 1"),
+    "eval_batch_zero": (["eval", "RUN", "--data", "data.jsonl", "--batch-size", "0"], {},
+                        "--batch-size: must be at least 1"),
+    "eval_not_a_run": (["eval", "used", "--data", "data.jsonl"], {}, "not a rim run"),
+    "eval_question_too_long": (["eval", "RUN", "--data", "long.jsonl"], {},
+                               "long.jsonl:1: prompt plus answer budget"),
+    "infer_question_too_long": (["infer", "RUN", "--file", "long.txt"], {},
+                                "long.txt:1: prompt plus answer budget"),
+    "infer_nothing_to_answer": (["infer", "RUN"], {}, "give a question or --file"),
+    "infer_file_missing": (["infer", "RUN", "--file", "none.txt"], {}, "none.txt: file not found"),
+    "generate_zero": (["data", "generate", "chain", "--n", "0", "--out", "g.jsonl"], {},
+                      "--n: must be at least 1"),
+    "generate_negative": (["data", "generate", "chain", "--n", "-3", "--out", "g.jsonl"], {},
+                          "--n: must be at least 1"),
+    "generate_over_a_file": (["data", "generate", "chain", "--n", "5", "--out", "data.jsonl"], {},
+                             "data.jsonl: exists; use --force"),
+    "generate_unknown_task": (["data", "generate", "sudoku", "--n", "5", "--out", "g.jsonl"], {},
+                              "unknown task 'sudoku'"),
+    "generate_unknown_option": (["data", "generate", "chain", "--n", "5", "--out", "g.jsonl",
+                                 "--option", "colour=red"], {}, "takes no option colour"),
+    "latency_bad_batch": (["bench", "latency", "--batches", "0", "--out", "lat"], {},
+                          "field 'batches' must all be at least 1"),
+    "latency_bad_device": (["bench", "latency", "--device", "tpu", "--out", "lat"], {},
+                           "field 'device' must be cpu, cuda or cuda:N"),
+    "sweep_unknown_method": (["bench", "accuracy", "sweep.yaml", "--out", "sw"], {},
+                             "unknown method 'nope'"),
+    "unknown_command": (["bogus"], {}, "invalid choice: 'bogus'"),
+}
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input(case, tmp_path, capsys, monkeypatch, trained_run):
+    argv, keywords, expected = CASES[case]
+    setup(tmp_path, **keywords)
+    monkeypatch.chdir(tmp_path)
+    argv = [str(trained_run[0]) if a == "RUN" else a for a in argv]
+    before = snapshot(tmp_path)
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's own errors
+        code = stop.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert expected in err, err
+    assert snapshot(tmp_path) == before  # nothing written, nothing changed
+
+
+def test_at_least_thirty_cases():
+    assert len(CASES) >= 30
+
+
+def test_progress_lines_when_stdout_is_a_file(tmp_path):
+    import subprocess
+    import sys
+
+    rows = [{"question": f"{i} + 1 ?", "steps": [], "answer": str(i + 1)} for i in range(40)]
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    config = {**CONFIG, "data": {"train": str(tmp_path / "train.jsonl")},
+              "trainer": {"batch_size": 8, "log_every": 2, "stage1": {"steps": 4},
+                          "stage2": {"steps": 4}}}
+    (tmp_path / "run.yaml").write_text(json.dumps(config))
+    with open(tmp_path / "log.txt", "w") as log:
+        proc = subprocess.run([sys.executable, "-m", "rim.cli", "train", str(tmp_path / "run.yaml"),
+                               "--out", str(tmp_path / "run")], stdout=log, stderr=subprocess.PIPE,
+                              text=True, env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    lines = (tmp_path / "log.txt").read_text().splitlines()
+    assert lines[0].startswith("rim train: rim on 40 examples;") and "effective batch 8" in lines[0]
+    progress = [line for line in lines if " step " in line]
+    assert [line.split()[:3] for line in progress] == [
+        ["stage1", "step", "2/4"], ["stage1", "step", "4/4"],
+        ["stage2", "step", "2/4"], ["stage2", "step", "4/4"]]
+    assert all("loss" in line and "tok/s" in line and "ETA" in line for line in progress)
+    assert "\x1b[" not in "".join(lines)  # no terminal control codes in a file
