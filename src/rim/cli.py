@@ -59,7 +59,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.out is None:
         raise RimInputError("--out is required (the run directory to create)",
                             source="command line")
-    result = run_training(cfg, args.out, Reporter(bars=False if args.no_progress else None))
+    result = run_training(cfg, args.out, Reporter(bars=False if args.no_progress else None),
+                          resume=args.resume)
     from accelerate import PartialState
 
     if not PartialState().is_main_process:
@@ -228,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="validate the config and print the plan of every stage; train nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its newest checkpoint (same config)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer.seed=1")
     p.set_defaults(func=cmd_train)
 
@@ -287,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except RimRunError as err:
         err_console.print(f"stopped: {err}", markup=False, highlight=False, soft_wrap=True)
-        return 1
+        return getattr(err, "code", 1)
 
 
 if __name__ == "__main__":

@@ -20,3 +20,11 @@ class RimInputError(ValueError):
 
 class RimRunError(RuntimeError):
     """A run that had to stop (a loss that is not finite): the CLI prints one line, exit 1."""
+
+
+class RimStopped(RimRunError):
+    """A run stopped by a signal after saving a checkpoint; `code` is the exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code

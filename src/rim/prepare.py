@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -57,6 +58,10 @@ def prepare(cfg: Config) -> Prepared:
     """
     if not cfg.data.train:
         raise RimInputError("field 'data.train' is required", source="config")
+    for tracker in cfg.trainer.report_to:
+        if importlib.util.find_spec(tracker) is None:
+            raise RimInputError(f"{tracker} is not installed (pip install {tracker})",
+                                source="trainer.report_to")
     records = read_records(cfg.data.train)
     eval_records = read_records(cfg.data.eval) if cfg.data.eval else []
     if cfg.data.eval_size is not None:

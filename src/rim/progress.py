@@ -16,11 +16,28 @@ err_console = Console(stderr=True)
 
 
 def setup_logging(to: Console = err_console, level: int = logging.INFO) -> None:
-    """Send the `rim` logger to the console `to` through rich."""
+    """Send the `rim` logger to the console `to`: through rich on a terminal, else as plain
+    `level: message` lines (logs of cluster jobs stay one line per message)."""
     if not log.handlers:
-        log.addHandler(RichHandler(console=to, show_path=False, markup=False))
+        if to.is_terminal:
+            handler: logging.Handler = RichHandler(console=to, show_path=False, markup=False)
+        else:
+            handler = _PlainHandler(to)
+        log.addHandler(handler)
     log.setLevel(level)
     log.propagate = False
+
+
+class _PlainHandler(logging.Handler):
+    """`warning: message` on one line of a console."""
+
+    def __init__(self, to: Console) -> None:
+        super().__init__()
+        self.to = to
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.to.print(f"{record.levelname.lower()}: {record.getMessage()}", markup=False,
+                      highlight=False, soft_wrap=True)
 
 
 class Reporter:

@@ -11,7 +11,7 @@ import torch
 import yaml
 from accelerate import PartialState
 
-from rim.config import Config
+from rim.config import Config, first_difference
 from rim.errors import RimInputError
 from rim.evaluate import evaluate
 from rim.infer import load_run
@@ -22,17 +22,22 @@ from rim.train import train
 PACKAGES = ("reasoning-in-memory", "torch", "transformers", "accelerate", "peft", "tokenizers")
 
 
-def run_training(cfg: Config, out: str | Path, reporter: Reporter | None = None) -> dict:
+def run_training(cfg: Config, out: str | Path, reporter: Reporter | None = None,
+                 resume: bool = False) -> dict:
     """Train `cfg` into the run directory `out` and evaluate on `cfg.data.eval` if given.
 
-    Every input is validated before `out` is created; `out` must not exist or be empty.
-    Returns the evaluation result (empty dict without eval data).
+    Every input is validated before `out` is created; `out` must not exist or be empty, unless
+    `resume` continues the run there from its newest checkpoint (same config). Returns the
+    evaluation result (empty dict without eval data).
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RimInputError("is a file, not a run directory", source=str(out))
-    if out.exists() and any(out.iterdir()):
-        raise RimInputError("run directory exists and is not empty", source=str(out))
+    if resume:
+        _check_resumable(cfg, out)
+    elif out.exists() and any(out.iterdir()):
+        raise RimInputError("run directory exists and is not empty (continue it with --resume)",
+                            source=str(out))
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
     torch.manual_seed(cfg.trainer.seed)
@@ -44,7 +49,7 @@ def run_training(cfg: Config, out: str | Path, reporter: Reporter | None = None)
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         (out / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
     reporter = reporter or Reporter()
-    final = train(prep, out, reporter)
+    final = train(prep, out, reporter, resume=resume)
     reporter.close()
     if not prep.eval_records or not main_process:
         return {}
@@ -53,6 +58,20 @@ def run_training(cfg: Config, out: str | Path, reporter: Reporter | None = None)
     saved = {k: v for k, v in result.items() if k not in ("correct", "block_predictions")}
     (out / "eval.json").write_text(json.dumps(saved, indent=2) + "\n")
     return result
+
+
+def _check_resumable(cfg: Config, out: Path) -> None:
+    """`out` is an unfinished run of the same config."""
+    saved = out / "config.yaml"
+    if not saved.is_file():
+        raise RimInputError("not a run directory to resume (no config.yaml)", source=str(out))
+    if (out / "model" / "rim.json").is_file():
+        raise RimInputError("the run has finished (its model/ is written)", source=str(out))
+    old = yaml.safe_load(saved.read_text()) or {}
+    if old != cfg.to_dict():
+        key = first_difference(old, cfg.to_dict())
+        raise RimInputError(f"the run was started with another config ({key}); resume it with "
+                            "the same config and overrides", source=str(out))
 
 
 def versions() -> dict[str, str]:

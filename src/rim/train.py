@@ -1,18 +1,18 @@
 """The training loop: every stage of the method in turn, over Hugging Face Accelerate.
 
-One process is simply world size 1; `accelerate launch` runs the same code on many GPUs.
-The plan (`rim.schedule`) fixes each stage's steps and learning rate as functions of the
-optimizer step. The loader yields examples; each step asks the method for the batch laid out at
-that step's point of the stage (`fraction = step / steps`), so the curriculum never lags.
-Each stage (or, with `optimizer_reset: epoch`, each epoch) gets a fresh AdamW; the previous one
-is released, so old optimizer state does not stay in memory.
+One process is simply world size 1; `accelerate launch` or torchrun runs the same code on many
+GPUs (or CPUs, over gloo). The plan (`rim.schedule`) fixes each stage's steps and learning rate
+as functions of the optimizer step. The loader yields examples; each step asks the method for
+the batch laid out at that step's point of the stage (`fraction = step / steps`), so the
+curriculum never lags. Each stage (or, with `optimizer_reset: epoch`, each epoch) gets a fresh
+AdamW; the previous one is released. With `trainer.save_every`, checkpoints let a killed run
+resume exactly where it was (`rim.checkpoints`).
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
+import signal
 from pathlib import Path
 
 import torch
@@ -20,190 +20,200 @@ from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader
 
+from rim.checkpoints import Position, StopSignals, latest_checkpoint, save_checkpoint
 from rim.config import StageConfig
 from rim.encoding import Example
-from rim.errors import RimRunError
+from rim.errors import RimRunError, RimStopped
 from rim.modeling import dropout_by_kind, set_dropout
 from rim.prepare import Prepared
 from rim.progress import Reporter, log
 from rim.schedule import StagePlan, lr_at, plan_stages
+from rim.trainlog import Metrics, Window, banner
 from rim.validation import Validator
 
 
-@dataclass
-class _Progress:
-    """What the stages share: the global step, the metrics file, the validation tracker."""
+class _Run:
+    """One training run's shared state: accelerator, metrics, validation, checkpoints."""
 
-    global_step: int
-    metrics: object
-    validator: Validator | None
+    def __init__(self, prep: Prepared, run_dir: Path, reporter: Reporter, resume: bool) -> None:
+        cfg = self.cfg = prep.cfg
+        self.prep, self.run_dir, self.reporter = prep, run_dir, reporter
+        self.accelerator = Accelerator(
+            mixed_precision=cfg.trainer.mixed_precision,
+            gradient_accumulation_steps=cfg.trainer.grad_accum,
+            log_with=cfg.trainer.report_to or None, project_dir=str(run_dir),
+            cpu=not torch.cuda.is_available(),
+            # the order of examples is a function of the seed and the epoch, whatever the processes
+            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+        self.accelerator.init_trackers(
+            "tb", config=cfg.to_dict() if "wandb" in cfg.trainer.report_to else None)
+        if not self.accelerator.is_main_process:
+            self.reporter = Reporter(enabled=False)
+        found = latest_checkpoint(run_dir) if resume else None
+        self.checkpoint, self.position = found if found else (None, Position())
+        self.metrics = Metrics(self.accelerator, run_dir / "metrics.jsonl",
+                               self.position.metrics_bytes if resume else None)
+        self.validator = Validator.create(prep, run_dir) if cfg.trainer.eval_every else None
+        if self.validator is not None:
+            self.validator.best = self.position.best
+        self.signals = StopSignals()
+
+    def save(self, window: Window) -> Path:
+        """A checkpoint of the current position."""
+        self.position.window = window.state()
+        self.position.best = self.validator.best if self.validator else None
+        self.position.metrics_bytes = self.metrics.size()
+        return save_checkpoint(self.accelerator, self.run_dir, self.position,
+                               self.cfg.trainer.keep_last)
 
 
-def train(prep: Prepared, run_dir: Path, reporter: Reporter) -> Path:
-    """Train `prep.model` through every stage of its method; return the final model directory."""
+def train(prep: Prepared, run_dir: Path, reporter: Reporter, resume: bool = False) -> Path:
+    """Train `prep.model` through every stage of its method (from the newest checkpoint of
+    `run_dir` with `resume`); return the final model directory."""
     cfg = prep.cfg
-    accelerator = Accelerator(
-        mixed_precision=cfg.trainer.mixed_precision,
-        gradient_accumulation_steps=cfg.trainer.grad_accum,
-        log_with="tensorboard",
-        project_dir=str(run_dir),
-        cpu=not torch.cuda.is_available(),
-        # the order of examples is a function of the seed and the epoch, whatever the processes
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-    )
-    accelerator.init_trackers("tb")
-    if not accelerator.is_main_process:
-        reporter = Reporter(enabled=False)
     set_seed(cfg.trainer.seed)
-    model = prep.model.to(accelerator.device)
-    accelerator.wait_for_everyone()  # the main process has created run_dir
-    metrics = (run_dir / "metrics.jsonl").open("a", encoding="utf-8") if (
-        accelerator.is_main_process) else None
-    validator = Validator.create(prep, run_dir) if cfg.trainer.eval_every else None
-    state = _Progress(0, metrics, validator)
-    plans = plan_stages(cfg, prep.method, len(prep.train), accelerator.num_processes)
-    reporter.banner(_banner(prep, plans, accelerator, run_dir))
+    run = _Run(prep, run_dir, reporter, resume)
+    model = prep.model.to(run.accelerator.device)
+    run.accelerator.wait_for_everyone()  # the main process has created run_dir
+    plans = plan_stages(cfg, prep.method, len(prep.train), run.accelerator.num_processes)
+    run.reporter.banner(banner(prep, plans, run.accelerator, run_dir))
     try:
-        previous: dict[str, float] = dropout_by_kind(model)
-        for plan in plans:
-            previous = _run_stage(prep, model, plan, accelerator, state, reporter, previous)
-            if accelerator.is_main_process:
-                _save(model, prep, run_dir / "checkpoints" / plan.name)
-        if validator is not None and cfg.trainer.keep_best:
-            validator.restore_best(model)
+        with run.signals:
+            previous = dropout_by_kind(model)
+            for index, plan in enumerate(plans):
+                if index < run.position.stage_index:  # finished before the resumed checkpoint
+                    _set_stage_dropout(model, getattr(cfg.trainer, plan.settings))
+                    continue
+                previous = _run_stage(run, model, index, plan, previous)
+                if run.accelerator.is_main_process:
+                    _save(model, prep, run_dir / "checkpoints" / plan.name)
+        if run.validator is not None and cfg.trainer.keep_best:
+            run.validator.restore_best(model)
         final = run_dir / "model"
-        if accelerator.is_main_process:
+        if run.accelerator.is_main_process:
             _save(model, prep, final, merge=True)
-        accelerator.wait_for_everyone()
+        run.accelerator.wait_for_everyone()
     finally:
-        if metrics is not None:
-            metrics.close()
-        accelerator.end_training()
+        run.metrics.close()
+        run.accelerator.end_training()
     return final
 
 
-def _run_stage(prep: Prepared, model: torch.nn.Module, plan: StagePlan, accelerator: Accelerator,
-               state: _Progress, reporter: Reporter, previous: dict[str, float]) -> dict[str, float]:
-    """Train one stage; returns the model's dropout per module kind during it."""
-    cfg = prep.cfg
-    settings: StageConfig = getattr(cfg.trainer, plan.settings)
+def _set_stage_dropout(model: torch.nn.Module, settings: StageConfig) -> None:
     if settings.dropout is not None:
         set_dropout(model, settings.dropout)
+
+
+def _run_stage(run: _Run, model: torch.nn.Module, index: int, plan: StagePlan,
+               previous: dict[str, float]) -> dict[str, float]:
+    """Train one stage (from the run's position); returns its dropout per module kind."""
+    prep, cfg, pos, accelerator = run.prep, run.cfg, run.position, run.accelerator
+    settings: StageConfig = getattr(cfg.trainer, plan.settings)
+    _set_stage_dropout(model, settings)
     plan.dropout = dropout_by_kind(model)
-    if plan.name in prep.method.raises_dropout and max(plan.dropout.values(), default=0) <= max(
-            previous.values(), default=0):
-        log.warning("%s dropout %s is not above the previous stage's %s (the recipe asks for "
-                    "more): set trainer.%s.dropout", plan.name, plan.dropout, previous,
-                    plan.settings)
-    _log(accelerator, state.metrics, {"event": "stage", "step": state.global_step,
-                                      "stage": plan.name, "plan": plan.to_dict(),
-                                      "settings": settings.model_dump()})
-    if plan.steps == 0:
-        return plan.dropout
+    resumed = pos.stage_index == index and (pos.step > 0 or run.checkpoint is not None)
+    if not resumed:
+        pos.stage_index, pos.step, pos.pass_start, pos.epoch, pos.batches = index, 0, 0, 0, 0
+        if plan.name in prep.method.raises_dropout and max(
+                plan.dropout.values(), default=0) <= max(previous.values(), default=0):
+            log.warning("%s dropout %s is not above the previous stage's %s (the recipe asks "
+                        "for more): set trainer.%s.dropout", plan.name, plan.dropout, previous,
+                        plan.settings)
+        run.metrics.log({"event": "stage", "step": pos.global_step, "stage": plan.name,
+                         "plan": plan.to_dict(), "settings": settings.model_dump()})
     loader = DataLoader(prep.train, batch_size=cfg.trainer.batch_size, shuffle=True,
                         collate_fn=_examples, drop_last=len(prep.train) > cfg.trainer.batch_size)
-    step, window = 0, _Window()
-    task = reporter.start_stage(plan.name, plan.steps)
-    while step < plan.steps:  # one pass per fresh optimizer: the stage, or an epoch
+    window = Window(**pos.window) if resumed and pos.window else Window()
+    task = run.reporter.start_stage(plan.name, plan.steps)
+    if run.checkpoint is not None and pos.step >= plan.steps:  # resumed at the stage's end
+        accelerator.prepare(model)
+        accelerator.load_state(str(run.checkpoint))  # weights and generators; no optimizer
+        run.checkpoint = None
+        accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+        accelerator.free_memory()
+    while pos.step < plan.steps:  # one pass per fresh optimizer: the stage, or an epoch
         trained, optimizer, batches = accelerator.prepare(
             model, torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                      lr=settings.lr, weight_decay=cfg.trainer.weight_decay),
             loader)
+        restore = run.checkpoint is not None
+        if restore:  # the resumed pass: weights, optimizer, generators
+            accelerator.load_state(str(run.checkpoint))
+            run.checkpoint = None
+        else:
+            pos.pass_start = pos.step
         trained.train()
-        reset_at = step + plan.steps_per_epoch if settings.optimizer_reset == "epoch" else None
-        while step < plan.steps and step != reset_at:
-            for examples in batches:
-                fraction = step / plan.steps  # how far the stage is at the step this batch trains
-                batch = {k: v.to(accelerator.device)
-                         for k, v in prep.method.collate(examples, plan.name, fraction).items()}
-                with accelerator.accumulate(trained):
-                    loss = prep.method.loss(trained, batch)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        for group in optimizer.param_groups:
-                            group["lr"] = lr_at(step, plan.steps, settings)
-                        if cfg.trainer.grad_clip:
-                            accelerator.clip_grad_norm_(trained.parameters(), cfg.trainer.grad_clip)
-                    optimizer.step()
-                    optimizer.zero_grad()
-                # the loss of the optimizer step's whole batch: the mean over the processes
-                value = accelerator.reduce(loss.detach(), "mean").item()
-                if not math.isfinite(value):
-                    raise RimRunError(f"loss is not finite at {plan.name} step {step + 1}; the "
-                                      "checkpoints of finished stages are kept (lower the "
-                                      f"learning rate, trainer.{plan.settings}.lr)")
-                window.add(value, batch["input_ids"].numel() * accelerator.num_processes)
-                if not accelerator.sync_gradients:
-                    continue
-                step += 1
-                state.global_step += 1
-                _after_step(prep, plan, step, fraction, optimizer, window, accelerator, state,
-                            reporter, task, trained)
-                if step >= plan.steps or step == reset_at:
+        reset_at = (pos.pass_start + plan.steps_per_epoch
+                    if settings.optimizer_reset == "epoch" else None)
+        while pos.step < plan.steps and pos.step != reset_at:
+            batches.set_epoch(pos.epoch)
+            epoch = accelerator.skip_first_batches(batches, pos.batches) if pos.batches else batches
+            for examples in _keeping_generators(epoch) if restore else epoch:
+                pos.batches += 1
+                if _train_step(run, plan, settings, trained, optimizer, examples, window, task):
                     break
+            restore = False
+            if pos.batches >= len(batches):  # the epoch is read
+                pos.epoch, pos.batches = pos.epoch + 1, 0
         accelerator.unwrap_model(trained, keep_fp32_wrapper=False)  # prepared again next pass
         del trained, optimizer, batches
         accelerator.free_memory()  # this pass's optimizer state goes
-    reporter.end_stage(task)
+    run.reporter.end_stage(task)
     return plan.dropout
 
 
-def _after_step(prep: Prepared, plan: StagePlan, step: int, fraction: float, optimizer,
-                window: _Window, accelerator: Accelerator, state: _Progress, reporter: Reporter,
-                task: int, trained: torch.nn.Module) -> None:
-    """Log every `log_every` steps; validate every `eval_every` steps and at the stage's end."""
-    cfg = prep.cfg
-    if step % cfg.trainer.log_every == 0 or step == plan.steps:
-        row = {"step": state.global_step, "stage": plan.name, "stage_step": step,
+def _train_step(run: _Run, plan: StagePlan, settings: StageConfig, trained, optimizer,
+                examples: list[Example], window: Window, task: int) -> bool:
+    """One micro-batch; after an optimizer step, log, validate, checkpoint. True when the pass
+    is over (the stage's steps are done, or the epoch's optimizer is to be reset)."""
+    prep, cfg, pos, accelerator = run.prep, run.cfg, run.position, run.accelerator
+    fraction = pos.step / plan.steps  # how far the stage is at the step this batch trains
+    batch = {k: v.to(accelerator.device)
+             for k, v in prep.method.collate(examples, plan.name, fraction).items()}
+    with accelerator.accumulate(trained):
+        loss = prep.method.loss(trained, batch)
+        accelerator.backward(loss)
+        if accelerator.sync_gradients:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(pos.step, plan.steps, settings)
+            if cfg.trainer.grad_clip:
+                accelerator.clip_grad_norm_(trained.parameters(), cfg.trainer.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad()
+    # the loss of the optimizer step's whole batch: the mean over the processes
+    value = accelerator.reduce(loss.detach(), "mean").item()
+    if not math.isfinite(value):
+        raise RimRunError(f"loss is not finite at {plan.name} step {pos.step + 1}; the last "
+                          f"checkpoint is kept (lower trainer.{plan.settings}.lr)")
+    window.add(value, batch["input_ids"].numel() * accelerator.num_processes)
+    if not accelerator.sync_gradients:
+        return False
+    pos.step, pos.global_step = pos.step + 1, pos.global_step + 1
+    if pos.step % cfg.trainer.log_every == 0 or pos.step == plan.steps:
+        row = {"step": pos.global_step, "stage": plan.name, "stage_step": pos.step,
                "loss": window.mean_loss(), "lr": optimizer.param_groups[0]["lr"],
                "fraction": fraction, **window.rates()}
-        _log(accelerator, state.metrics, row)
-        reporter.advance(task, step, row)
+        run.metrics.log(row)
+        run.reporter.advance(task, pos.step, row)
         window.reset_loss()
-    every = cfg.trainer.eval_every
-    every = plan.steps_per_epoch if every == "epoch" else every
-    if state.validator is not None and (step % every == 0 or step == plan.steps):
-        result = state.validator.check(accelerator.unwrap_model(trained), accelerator)
+    every = plan.steps_per_epoch if cfg.trainer.eval_every == "epoch" else cfg.trainer.eval_every
+    if run.validator is not None and (pos.step % every == 0 or pos.step == plan.steps):
+        result = run.validator.check(accelerator.unwrap_model(trained), accelerator)
         if result is not None:
-            _log(accelerator, state.metrics, {"event": "eval", "step": state.global_step,
-                                              "stage": plan.name, **result})
+            run.metrics.log({"event": "eval", "step": pos.global_step, "stage": plan.name,
+                             **result})
         trained.train()
-
-
-class _Window:
-    """Loss and throughput since the last log line."""
-
-    def __init__(self) -> None:
-        import time
-
-        self.clock = time.perf_counter
-        self.start = self.clock()
-        self.tokens, self.loss_sum, self.loss_n = 0, 0.0, 0
-
-    def add(self, loss: float, tokens: int) -> None:
-        self.tokens += tokens
-        self.loss_sum, self.loss_n = self.loss_sum + loss, self.loss_n + 1
-
-    def mean_loss(self) -> float:
-        return self.loss_sum / max(self.loss_n, 1)
-
-    def rates(self) -> dict[str, float]:
-        elapsed = self.clock() - self.start
-        return {"tokens_per_s": self.tokens / elapsed, "elapsed_s": elapsed}
-
-    def reset_loss(self) -> None:
-        self.loss_sum, self.loss_n = 0.0, 0
-
-
-def _log(accelerator: Accelerator, metrics, row: dict) -> None:
-    if not accelerator.is_main_process:
-        return
-    metrics.write(json.dumps(row) + "\n")
-    metrics.flush()
-    scalars = {f"{row['stage']}/{k}": v for k, v in row.items()
-               if k in ("loss", "lr", "tokens_per_s", "accuracy")}
-    if scalars:
-        accelerator.log(scalars, step=row["step"])
+    stop = run.signals.agreed(accelerator)
+    every = cfg.trainer.save_every
+    if stop or (every and pos.global_step % every == 0):
+        saved = run.save(window)
+        if stop:
+            name = signal.Signals(stop).name
+            raise RimStopped(f"{name}: stopped after {plan.name} step {pos.step} (global step "
+                             f"{pos.global_step}), checkpoint {saved}; continue with the same "
+                             "command and --resume", code=128 + stop)
+    return pos.step >= plan.steps or (settings.optimizer_reset == "epoch"
+                                      and pos.step - pos.pass_start >= plan.steps_per_epoch)
 
 
 def _save(model, prep: Prepared, out: Path, merge: bool = False) -> None:
@@ -216,20 +226,23 @@ def _save(model, prep: Prepared, out: Path, merge: bool = False) -> None:
     prep.run_info().save(out)
 
 
-def _banner(prep: Prepared, plans: list[StagePlan], accelerator: Accelerator,
-            run_dir: Path) -> str:
-    """What the run is about to do, in one paragraph."""
-    params = sum(p.numel() for p in prep.model.parameters())
-    trainable = sum(p.numel() for p in prep.model.parameters() if p.requires_grad)
-    plan = plans[0] if plans else None
-    batch = (f"{plan.effective_batch} ({plan.batch_per_device} per device x {plan.grad_accum} "
-             f"accumulation x {plan.processes} processes)") if plan else "-"
-    stages = ", ".join(f"{p.name} {p.steps} steps" for p in plans)
-    return (f"rim train: {prep.cfg.method.name} on {len(prep.train):,} examples; "
-            f"{params:,} parameters ({trainable:,} trainable); device {accelerator.device}; "
-            f"effective batch {batch}; {stages}; output {run_dir}")
+def _keeping_generators(batches):
+    """Iterate `batches` as the interrupted run did: starting an iterator draws a seed from the
+    global generator, which the interrupted run drew at the epoch's start, before the state a
+    checkpoint restores; so the state is put back after that draw."""
+    states = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available()
+              else None)
+    iterator = iter(batches)
+    first = next(iterator, None)
+    torch.set_rng_state(states[0])
+    if states[1] is not None:
+        torch.cuda.set_rng_state_all(states[1])
+    if first is not None:
+        yield first
+        yield from iterator
 
 
 def _examples(batch: list[Example]) -> list[Example]:
     """The loader's collate function: examples stay examples until the step lays them out."""
     return batch
+

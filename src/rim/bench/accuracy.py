@@ -26,7 +26,7 @@ from rich.console import Console
 
 from rim.bench.accuracy_report import summarise, write_summary
 from rim.bench.sweep import Sweep, load_sweep, sweep_data
-from rim.config import config_from_dict
+from rim.config import config_from_dict, first_difference
 from rim.errors import RimInputError
 from rim.jobs import Job, run_jobs
 from rim.methods import METHODS
@@ -99,17 +99,8 @@ def _finished(job: Job) -> bool:
             d.get("data", {}).pop("eval", None)
             d.get("trainer", {}).pop("threads", None)
         if old != new:
-            key = _first_difference(old, new)
+            key = first_difference(old, new)
             raise RimInputError(f"a finished run was trained with another config than the sweep "
                                 f"now asks for ({key}): use another --out or delete the run",
                                 source=str(job.run_dir))
     return True
-
-
-def _first_difference(old: Any, new: Any, prefix: str = "") -> str:
-    """The dotted key of the first setting that differs between two config dicts."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new)):
-            if old.get(key) != new.get(key):
-                return _first_difference(old.get(key), new.get(key), f"{prefix}{key}.")
-    return prefix.rstrip(".") or "config"

@@ -39,6 +39,15 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
     return validate(Config, raw, source)
 
 
+def first_difference(old: Any, new: Any, prefix: str = "") -> str:
+    """The dotted key of the first setting that differs between two config dicts."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                return first_difference(old.get(key), new.get(key), f"{prefix}{key}.")
+    return prefix.rstrip(".") or "config"
+
+
 __all__ = ["Config", "DataConfig", "ModelConfig", "StageConfig", "TrainerConfig",
-           "apply_overrides", "config_from_dict", "load_config", "merge", "read_yaml",
+           "apply_overrides", "config_from_dict", "first_difference", "load_config", "merge", "read_yaml",
            "set_dotted"]

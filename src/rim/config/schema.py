@@ -111,6 +111,9 @@ class TrainerConfig(Section):
     """Coconut's final all-latent stage (with `method.final_stage`)."""
     log_every: int = Field(20, ge=1)
     """Log loss and throughput every N optimizer steps."""
+    report_to: list[Literal["tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml",
+                            "dvclive"]] = Field(default_factory=lambda: ["tensorboard"])
+    """Experiment trackers, through Accelerate (each must be installed; [] for none)."""
     eval_batch_size: int = Field(64, ge=1)
     """Questions per batch at evaluation."""
     max_new_tokens: int | None = Field(None, ge=1)
@@ -121,6 +124,11 @@ class TrainerConfig(Section):
     at the end of every stage; accuracy goes to metrics.jsonl and TensorBoard."""
     keep_best: bool = False
     """The final model is the one with the best validation accuracy (needs `eval_every`)."""
+    save_every: int | None = Field(None, ge=1)
+    """Write a checkpoint every N optimizer steps (`rim train ... --resume` continues the
+    newest); SIGINT and SIGTERM always write one before stopping."""
+    keep_last: int = Field(2, ge=1)
+    """Checkpoints kept (the newest)."""
 
     @field_validator("mixed_precision", mode="before")
     @classmethod
