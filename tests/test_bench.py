@@ -312,3 +312,15 @@ def test_lookup_variants():
         assert answers[r.question] == r.answer  # one map for every example
     with pytest.raises(RimInputError):
         generate_lookup(5, seed=0, min_hops=3, max_hops=2)
+
+
+def test_step_times_the_packed_layout_on_records_of_a_file(tiny_model, tmp_path):
+    data = tmp_path / "records.jsonl"
+    data.write_text("".join(json.dumps(r.to_dict()) + "\n"
+                            for r in generate_lookup(12, 0, symbols=4, min_hops=1, max_hops=3)))
+    settings = StepSettings(model=str(tiny_model), batch_size=8, blocks=2, repeats=1, warmup=0,
+                            data=str(data), pack_length=96)
+    result = run_step(settings, tmp_path / "step")
+    for row in result["rows"]:
+        assert row["packed_rows"] < row["batch"] and row["packed_len"] <= 96
+        assert row["packing_speedup"] == pytest.approx(row["rim_ms"] / row["packed_ms"])

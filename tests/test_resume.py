@@ -112,3 +112,17 @@ def test_a_loss_that_is_not_finite_stops_the_run(reference, tmp_path, capsys):
     for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines():
         json.loads(line)  # still valid JSON: no NaN was written
     assert not (tmp_path / "run" / "model").exists()
+
+
+def test_tiny_config_is_a_complete_run(tmp_path):
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+    out = tmp_path / "tiny"
+    assert main(["train", str(config), "--out", str(out), "trainer.stage1.steps=20",
+                 "trainer.stage2.steps=10", "trainer.save_every=10"]) == 0
+    for name in ("model/model.safetensors", "model/rim.json", "eval.json",
+                 "checkpoints/stage1/model.safetensors", "checkpoints/stage2/model.safetensors"):
+        assert (out / name).is_file(), name
+    assert [p.name for p in sorted((out / "checkpoints").glob("step-*"))] == [
+        "step-00000020", "step-00000030"]

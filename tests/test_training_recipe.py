@@ -173,3 +173,13 @@ def test_coconut_starts_from_a_cot_run(data, tmp_path):
     run_training(coconut, tmp_path / "coconut", Reporter(enabled=False))
     stages = [r["stage"] for r in metrics(tmp_path / "coconut") if r.get("event") == "stage"]
     assert stages == ["coconut1", "coconut2"]  # stage 0 is the CoT run
+
+
+def test_gradient_checkpointing_gives_the_same_losses(data, tmp_path):
+    losses = {}
+    for flag in (False, True):
+        cfg = config(data, {"name": "rim", "blocks": 2}, gradient_checkpointing=flag,
+                     stage1={"steps": 3, "dropout": 0.0}, stage2={"steps": 2, "dropout": 0.0})
+        run_training(cfg, tmp_path / str(flag), Reporter(enabled=False))
+        losses[flag] = [r["loss"] for r in metrics(tmp_path / str(flag)) if "loss" in r]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5)

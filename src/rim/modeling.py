@@ -153,6 +153,16 @@ def set_dropout(model: torch.nn.Module, p: float) -> None:
             setattr(config, key, p)
 
 
+def enable_checkpointing(model: PreTrainedModel) -> None:
+    """Recompute activations in the backward pass (non-reentrant), under the name the installed
+    transformers has (`activation_checkpointing_enable` from 5.2x on)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 def dropout_by_kind(model: torch.nn.Module) -> dict[str, float]:
     """The largest dropout probability of each kind of module: `lora`, `attention` (attention
     weights), `embedding`, `hidden` (the rest: residual and MLP outputs)."""

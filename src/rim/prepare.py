@@ -18,6 +18,7 @@ from rim.modeling import (
     add_lora,
     build_model,
     context_length,
+    enable_checkpointing,
     load_model,
     load_tokenizer,
     scratch_tokenizer,
@@ -43,6 +44,8 @@ class Prepared:
     """Evaluated during training (`trainer.eval_every`): `data.valid`, else the eval records."""
     max_new_tokens: int
     """`trainer.max_new_tokens`, or what the method needs on the training data."""
+    packing: dict[str, int]
+    """Keyword arguments of `method.collate`: `pack_length` with `trainer.packing`."""
 
     def run_info(self) -> RunInfo:
         """The `rim.json` of the run's models."""
@@ -82,9 +85,19 @@ def prepare(cfg: Config) -> Prepared:
             if n > limit:
                 raise RimInputError(f"prompt plus answer budget is {n} tokens, longer than the "
                                     f"model's context of {limit}", source=record.origin)
+    packing = {}
+    if cfg.trainer.packing:
+        if not getattr(method, "supports_packing", False):
+            raise RimInputError(f"method {method.name} cannot pack examples into rows",
+                                source="trainer.packing")
+        packing = {"pack_length": cfg.trainer.pack_length or limit
+                   or max(method.sequence_length(ex, s) for ex in examples for s in method.stages)}
+    if cfg.trainer.gradient_checkpointing:
+        enable_checkpointing(model)
     if cfg.model.lora is not None:
         model = add_lora(model, tok, cfg.model.lora)
-    return Prepared(cfg, tok, model, method, examples, eval_records, valid_records, budget)
+    return Prepared(cfg, tok, model, method, examples, eval_records, valid_records, budget,
+                    packing)
 
 
 def _tokenizer_and_model(cfg: Config, records: list[Record]):

@@ -156,12 +156,48 @@ def collate(
     }
 
 
-def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Sum of per-token weighted NLL, averaged over the examples of the batch.
+def pack_rows(examples: list[Packed], budget: int) -> list[Packed]:
+    """Several examples per row of at most `budget` tokens (first fit, longest first; an example
+    longer than the budget gets a row of its own). Examples never see each other: each keeps
+    its own segments, `sees` and position ids (which restart at 0), so the loss of every
+    example is what it is unpacked."""
+    rows: list[list[Packed]] = []
+    sizes: list[int] = []
+    for ex in sorted(examples, key=lambda e: -len(e.input_ids)):
+        n = len(ex.input_ids)
+        fit = next((i for i, size in enumerate(sizes) if size + n <= budget), None)
+        if fit is None:
+            rows.append([ex])
+            sizes.append(n)
+        else:
+            rows[fit].append(ex)
+            sizes[fit] += n
+    return [concat(row) for row in rows]
+
+
+def concat(examples: list[Packed]) -> Packed:
+    """One row holding `examples` one after another, each seeing only its own segments."""
+    row = Packed([], [], [], [], [], [])
+    for ex in examples:
+        offset, start = len(row.sees), len(row.input_ids)
+        row.input_ids += ex.input_ids
+        row.segment_ids += [s + offset for s in ex.segment_ids]
+        row.position_ids += ex.position_ids
+        row.labels += ex.labels
+        row.weights += ex.weights
+        row.sees += [tuple(j + offset for j in seen) for seen in ex.sees]
+        row.readouts += [(s + offset, anchor + start, block) for s, anchor, block in ex.readouts]
+    return row
+
+
+def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
+                  examples: int | None = None) -> torch.Tensor:
+    """Sum of per-token weighted NLL, averaged over the examples of the batch (its rows, or
+    `examples` when rows hold several packed examples).
 
     Labels are not shifted: `labels[b, i]` is the token predicted by `logits[b, i]`.
     """
     nll = torch.nn.functional.cross_entropy(
         logits.float().transpose(1, 2), labels, ignore_index=IGNORE, reduction="none"
     )
-    return (nll * weights).sum() / labels.shape[0]
+    return (nll * weights).sum() / (examples or labels.shape[0])

@@ -169,7 +169,7 @@ def _train_step(run: _Run, plan: StagePlan, settings: StageConfig, trained, opti
     prep, cfg, pos, accelerator = run.prep, run.cfg, run.position, run.accelerator
     fraction = pos.step / plan.steps  # how far the stage is at the step this batch trains
     batch = {k: v.to(accelerator.device)
-             for k, v in prep.method.collate(examples, plan.name, fraction).items()}
+             for k, v in prep.method.collate(examples, plan.name, fraction, **prep.packing).items()}
     with accelerator.accumulate(trained):
         loss = prep.method.loss(trained, batch)
         accelerator.backward(loss)

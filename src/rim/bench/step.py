@@ -60,13 +60,18 @@ class StepSettings(Section):
     """Timed steps per layout; the median is reported."""
     threads: int | None = Field(None, ge=1)
     """torch CPU threads (null: torch's default)."""
+    data: str | None = None
+    """Records whose lengths shape the batch (e.g. the GSM8k-Aug validation file), drawn with
+    `seed`; null: digit chains of `ops` moves."""
+    pack_length: int | None = Field(None, ge=1)
+    """Also time RiM's layout packed into rows of this many tokens (`trainer.packing`)."""
     lr: float = Field(1e-3, gt=0)
     """AdamW learning rate of the timed steps."""
     seed: int = 0
     """Seed of the model and the chains."""
 
 
-PATH_SETTINGS = ("model",)
+PATH_SETTINGS = ("model", "data")
 
 COLUMNS = [
     report.Column("stage", "RiM layout", align="left"),
@@ -78,6 +83,10 @@ COLUMNS = [
     report.Column("ratio", "ratio", report.fixed(2)),
     report.Column("collate_ms", "RiM collate (ms)", report.fixed(1)),
     report.Column("ratio_with_collate", "ratio incl. collate", report.fixed(2)),
+    report.Column("real_tokens_per_s", "padded: real tok/s", report.fixed(0)),
+    report.Column("packed_shape", "packed rows x length", align="left"),
+    report.Column("packed_real_tokens_per_s", "packed: real tok/s", report.fixed(0)),
+    report.Column("packing_speedup", "packing speed-up", report.fixed(2)),
 ]
 
 
@@ -105,6 +114,9 @@ def run_step(settings: StepSettings, out: str | Path, console: Console | None = 
         layouts[stage] = {k: v.to(device) for k, v in batch.items()}
         layouts[f"sft-{stage}"] = {k: v.to(device) for k, v in
                                    _sft_batch(examples, batch["input_ids"].shape, tok).items()}
+        if settings.pack_length:
+            packed = method.collate(examples, stage, progress, pack_length=settings.pack_length)
+            layouts[f"packed-{stage}"] = {k: v.to(device) for k, v in packed.items()}
 
     def rim_step(batch):
         return method.loss(model, batch)
@@ -136,6 +148,9 @@ def run_step(settings: StepSettings, out: str | Path, console: Console | None = 
             "ratio_with_collate": (rim_ms + collate_ms[stage]) / sft_ms,
             "rim_tokens_per_s": tokens / rim_ms * 1000, "sft_tokens_per_s": tokens / sft_ms * 1000,
             "meets_target": rim_ms / sft_ms <= TARGET_RATIO,
+            "real_tokens_per_s": int((layouts[stage]["input_ids"] != method.special.pad).sum())
+            / rim_ms * 1000,
+            **_packed(layouts, timings, stage, method.special.pad, rim_ms),
             "rim_ms_repeats": [1000 * s for s in timings[stage]],
             "sft_ms_repeats": [1000 * s for s in timings[f"sft-{stage}"]],
         })
@@ -152,6 +167,18 @@ def run_step(settings: StepSettings, out: str | Path, console: Console | None = 
     return result
 
 
+def _packed(layouts, timings, stage: str, pad: int, rim_ms: float) -> dict:
+    """The packed layout's shape, step time and real tokens per second, if it was timed."""
+    if f"packed-{stage}" not in layouts:
+        return {"packed_shape": "-", "packed_real_tokens_per_s": None, "packing_speedup": None}
+    ids = layouts[f"packed-{stage}"]["input_ids"]
+    ms = 1000 * statistics.median(timings[f"packed-{stage}"])
+    real = int((ids != pad).sum())
+    return {"packed_rows": ids.shape[0], "packed_len": ids.shape[1], "packed_ms": ms,
+            "packed_shape": f"{ids.shape[0]} x {ids.shape[1]}",
+            "packed_real_tokens_per_s": real / ms * 1000, "packing_speedup": rim_ms / ms}
+
+
 def _setup(s: StepSettings):
     """The model (scratch preset, tokenizer trained on the chains), RiM, tokenised chains."""
     from rim.modeling import build_model, scratch_tokenizer, special_ids
@@ -160,7 +187,15 @@ def _setup(s: StepSettings):
     if cfg.name_or_path is not None:
         raise RimInputError("the step benchmark builds a model from scratch: give a preset "
                             "without name_or_path", source=s.model)
-    records = generate_chain(s.batch_size, seed=s.seed, ops=s.ops)
+    if s.data is not None:
+        import random
+
+        from rim.data.readers import read_records
+
+        pool = read_records(s.data)
+        records = random.Random(s.seed).sample(pool, min(s.batch_size, len(pool)))
+    else:
+        records = generate_chain(s.batch_size, seed=s.seed, ops=s.ops)
     torch.manual_seed(s.seed)
     tok = scratch_tokenizer([t for r in records for t in (r.question, *r.steps, r.answer)],
                             cfg.vocab_size)
@@ -202,12 +237,15 @@ def _write(result: dict, out: Path, console: Console | None) -> None:
     title = f"Training step: RiM one-pass layout vs plain SFT, {result['device']}"
     notes = [
         f"Model: {result['model'].get('model_type')} {result['model']['parameters'] / 1e6:.1f}M "
-        f"parameters, autocast {s['precision']}, attention {result['attention']}. Digit chains "
-        f"of {s['ops']} moves, batch {s['batch_size']}; stage 1 at curriculum progress 0 (every "
+        f"parameters, autocast {s['precision']}, attention {result['attention']}. "
+        f"{'Records of ' + s['data'] if s['data'] else 'Digit chains of {} moves'.format(s['ops'])}, "
+        f"batch {s['batch_size']}; stage 1 at curriculum progress 0 (every "
         f"step readout), stage 2 with K = {s['blocks']} blocks of M = {s['block_size']}. "
         "SFT: the same [batch, length] of CoT text, 2D causal mask, the model's own loss.",
         f"Step = forward + backward + clip + AdamW; median of {s['repeats']} after "
-        f"{s['warmup']} warm-up steps. Target: ratio at most {result['target_ratio']}.",
+        f"{s['warmup']} warm-up steps. Target: ratio at most {result['target_ratio']}."
+        + (f" Packed: the same examples in rows of at most {s['pack_length']} tokens, dense "
+           "4D mask." if s["pack_length"] else ""),
         report.load_note(result["environment"]),
     ]
     report.publish(out, "step", result, title, result["rows"], COLUMNS, notes, plot, console)

@@ -124,6 +124,14 @@ class TrainerConfig(Section):
     at the end of every stage; accuracy goes to metrics.jsonl and TensorBoard."""
     keep_best: bool = False
     """The final model is the one with the best validation accuracy (needs `eval_every`)."""
+    packing: bool = False
+    """Pack several examples into each row of `pack_length` tokens (RiM and the one-pass
+    baselines): less padding, the same loss per example."""
+    pack_length: int | None = Field(None, ge=1)
+    """Tokens per packed row; null: the model's context."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass instead of keeping them: less memory for
+    long sequences, about a third more compute, the same gradients."""
     save_every: int | None = Field(None, ge=1)
     """Write a checkpoint every N optimizer steps (`rim train ... --resume` continues the
     newest); SIGINT and SIGTERM always write one before stopping."""

@@ -18,7 +18,7 @@ from transformers import PreTrainedModel
 from rim.encoding import COT_SEPARATOR, Example
 from rim.generation import Generation, greedy_generate
 from rim.schema import Section
-from rim.segments import Segment, collate, pack, weighted_loss
+from rim.segments import Segment, collate, pack, pack_rows, weighted_loss
 
 
 class MethodConfig(Section):
@@ -82,6 +82,11 @@ class Method(Protocol):
         ...
 
     @property
+    def supports_packing(self) -> bool:
+        """True if `collate` takes `pack_length` (several examples per row)."""
+        ...
+
+    @property
     def raises_dropout(self) -> tuple[str, ...]:
         """Stages whose recipe asks for more dropout than the stage before (RiM's stage 2)."""
         ...
@@ -130,6 +135,7 @@ class SegmentMethod:
     stages: tuple[str, ...] = ("baseline",)
     raises_dropout: tuple[str, ...] = ()
     writes_chain: bool = False
+    supports_packing: bool = True
 
     @property
     def name(self) -> str:
@@ -164,13 +170,22 @@ class SegmentMethod:
     def prompt_length(self, question: tuple[int, ...]) -> int:
         return len(self.prompt(question))
 
-    def collate(self, batch: list[Example], stage: str, fraction: float) -> dict[str, torch.Tensor]:
-        return collate([pack(self.layout(ex, stage, fraction)) for ex in batch], self.special.pad)
+    def collate(self, batch: list[Example], stage: str, fraction: float,
+                pack_length: int | None = None) -> dict[str, torch.Tensor]:
+        """The batch, one example per row; with `pack_length`, examples packed into rows of at
+        most that many tokens (`segments.pack_rows`), and `examples` their number."""
+        packed = [pack(self.layout(ex, stage, fraction)) for ex in batch]
+        if pack_length is None:
+            return collate(packed, self.special.pad)
+        out = collate(pack_rows(packed, pack_length), self.special.pad)
+        out["examples"] = torch.tensor(len(batch))
+        return out
 
     def loss(self, model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                        position_ids=batch["position_ids"]).logits
-        return weighted_loss(logits, batch["labels"], batch["weights"])
+        examples = int(batch["examples"]) if "examples" in batch else None
+        return weighted_loss(logits, batch["labels"], batch["weights"], examples)
 
     def generate(self, model: PreTrainedModel, questions: list[tuple[int, ...]],
                  max_new_tokens: int, ignore_eos: bool = False) -> Generation:

@@ -115,6 +115,7 @@ class Coconut:
     config: CoconutConfig = field(default_factory=CoconutConfig)
     blocks = 0
     writes_chain = False
+    supports_packing = False
     raises_dropout: tuple[str, ...] = ()
 
     @property
