@@ -74,12 +74,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from rim.data.readers import read_records
+    from rim.data.sources import load_records
     from rim.evaluate import evaluate
     from rim.infer import load_run
 
     data = args.data or _run_eval_data(Path(args.run))
-    records = read_records(data)[: args.limit]
+    records = load_records(data)[: args.limit]
     run = load_run(args.run)
     checker = args.checker or run.info.checker
     passes = max(run.blocks, 1) if not args.final_only else 1
@@ -178,9 +178,9 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(json.dumps(Config.model_json_schema(), indent=2))
         return 0
     table = Table(title="rim train settings (set in YAML or as key=value)")
-    table.add_column("key", no_wrap=True)
-    table.add_column("type", no_wrap=True)
-    table.add_column("default", overflow="fold")
+    table.add_column("key", no_wrap=True, min_width=len("trainer.coconut_final.optimizer_reset"))
+    table.add_column("type", overflow="fold", max_width=18)
+    table.add_column("default", overflow="fold", max_width=18)
     table.add_column("help", overflow="fold", ratio=1)
     for row in settings_rows(Config):
         table.add_row(*row)

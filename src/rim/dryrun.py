@@ -16,7 +16,7 @@ from rich.table import Table
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from rim.config import Config
-from rim.data.readers import read_records
+from rim.data.sources import load_records
 from rim.errors import RimInputError
 from rim.methods import SpecialIds, make_method
 from rim.modeling import dropout_by_kind
@@ -29,7 +29,7 @@ def dry_run(cfg: Config) -> dict[str, Any]:
     with `name`, `settings`, `steps`, `lr`, `warmup_steps`, `dropout`, `effective_batch`, ...)."""
     if not cfg.data.train:
         raise RimInputError("field 'data.train' is required", source="config")
-    n = len(read_records(cfg.data.train))
+    n = len(load_records(cfg.data.train))
     method = make_method(cfg.method, SpecialIds(0, 1, 2, 3, 4))  # ids do not matter here
     processes = int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate launch and torchrun
     plans = plan_stages(cfg, method, n, processes, architecture_dropout(cfg))

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rim.config import Config
-from rim.data.readers import read_records
 from rim.data.records import Record
+from rim.data.sources import load_records
 from rim.encoding import Example, encode, texts_of
 from rim.errors import RimInputError
 from rim.methods import Method, make_method
@@ -65,12 +65,12 @@ def prepare(cfg: Config) -> Prepared:
         if importlib.util.find_spec(tracker) is None:
             raise RimInputError(f"{tracker} is not installed (pip install {tracker})",
                                 source="trainer.report_to")
-    records = read_records(cfg.data.train)
-    eval_records = read_records(cfg.data.eval) if cfg.data.eval else []
+    records = load_records(cfg.data.train)
+    eval_records = load_records(cfg.data.eval) if cfg.data.eval else []
     if cfg.data.eval_size is not None:
         eval_records = eval_records[: cfg.data.eval_size]
 
-    valid_records = read_records(cfg.data.valid) if cfg.data.valid else eval_records
+    valid_records = load_records(cfg.data.valid) if cfg.data.valid else eval_records
 
     tok, model = _tokenizer_and_model(cfg, records)
     method = make_method(cfg.method, special_ids(tok))

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from rim.data.generators import GENERATORS, generate
+from rim.data.generators import GENERATORS, check_options, generate
 from rim.data.readers import FORMATS, read_records
 from rim.data.writers import WRITE_FORMATS, format_for_path, write_records
 from rim.errors import RimInputError
@@ -69,6 +69,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise RimInputError("--n is required (unless --operands-from is given)")
     n = args.n if args.n is not None else 0
     fmt = args.format or format_for_path(args.out)
+    check_options(args.task, options)
     if Path(args.out).exists() and not args.force:
         raise RimInputError("exists; use --force to replace it", source=args.out)
     records = generate(args.task, n, args.seed, **options)

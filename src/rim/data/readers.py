@@ -23,32 +23,6 @@ from rim.errors import RimInputError
 CONTAINERS = ("icot", "json", "jsonl", "hf")
 FORMATS = CONTAINERS + LAYOUTS
 HF_PREFIX = "hf:"
-GEN_PREFIX = "gen:"
-
-
-def generated_records(source: str) -> list[Record]:
-    """The records of a ``gen:TASK?n=N&seed=S&option=value`` source (values read as YAML)."""
-    import yaml
-
-    from rim.data.generators import generate
-
-    task, _, query = source.removeprefix(GEN_PREFIX).partition("?")
-    options: dict = {}
-    for item in filter(None, query.split("&")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise RimInputError(f"{item!r} is not key=value", source=source)
-        parsed = yaml.safe_load(value)
-        options[key] = tuple(parsed) if isinstance(parsed, list) else parsed
-    n, seed = options.pop("n", None), options.pop("seed", 0)
-    if not isinstance(n, int) or n < 1:
-        raise RimInputError("needs n=N, a number of records of at least 1", source=source)
-    try:
-        return generate(task, n, seed, **options)
-    except RimInputError as err:
-        raise RimInputError(str(err), source=source) from None
-
-
 def read_records(
     path: str | Path,
     format: str | None = None,
@@ -65,13 +39,8 @@ def read_records(
     ``gsm8k``, ``gsmhard``, ``svamp``, ``multiarith``; the container is then picked from the
     file). `split`, `config` and `cache_dir` apply to Hugging Face datasets only.
 
-    ``gen:TASK?n=N&seed=S&option=value`` generates the records offline instead
-    (`rim.data.generators`), e.g. ``gen:chain?n=2000&seed=0&ops=2``.
-
     Raises `RimInputError` naming the file and line of the first bad record.
     """
-    if str(path).startswith(GEN_PREFIX):
-        return generated_records(str(path))
     if format is not None and format not in FORMATS:
         raise RimInputError(f"unknown data format {format!r} (known: {', '.join(FORMATS)})")
     container = format if format in CONTAINERS else None

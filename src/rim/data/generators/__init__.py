@@ -33,6 +33,12 @@ GENERATORS: dict[str, Generator] = {
 
 def generate(task: str, n: int, seed: int, **options: Any) -> list[Record]:
     """Run the generator of `task`; unknown tasks or options raise `RimInputError`."""
+    check_options(task, options)
+    return GENERATORS[task](n, seed, **options)
+
+
+def check_options(task: str, options: dict[str, Any]) -> None:
+    """Raise `RimInputError` for an unknown task or an option its generator does not take."""
     if task not in GENERATORS:
         raise RimInputError(f"unknown task {task!r} (known: {', '.join(sorted(GENERATORS))})")
     func = GENERATORS[task]
@@ -43,7 +49,6 @@ def generate(task: str, n: int, seed: int, **options: Any) -> list[Record]:
         raise RimInputError(
             f"task {task!r} takes no option {', '.join(unknown)} (its options: {known})"
         )
-    return func(n, seed, **options)
 
 
 def _option_names(func: Generator) -> set[str] | None:
@@ -54,4 +59,4 @@ def _option_names(func: Generator) -> set[str] | None:
     return {p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL}
 
 
-__all__ = ["GENERATORS", "Generator", "generate"]
+__all__ = ["GENERATORS", "Generator", "check_options", "generate"]

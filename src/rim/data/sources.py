@@ -1,0 +1,46 @@
+"""Where a run's records come from: a file or dataset (`rim.data.readers`), or a generator.
+
+``gen:TASK?n=N&seed=S&option=value`` generates the records offline (`rim.data.generators`),
+e.g. ``gen:chain?n=2000&seed=0&ops=2``: a config that needs no data file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rim.data.generators import generate
+from rim.data.readers import read_records
+from rim.data.records import Record
+from rim.errors import RimInputError
+
+
+def load_records(source: str | Path, **options: Any) -> list[Record]:
+    """The records of `source`: a `gen:` source, or anything `read_records` reads."""
+    if str(source).startswith(GEN_PREFIX):
+        return generated_records(str(source))
+    return read_records(source, **options)
+
+
+GEN_PREFIX = "gen:"
+
+
+def generated_records(source: str) -> list[Record]:
+    """The records of a ``gen:TASK?n=N&seed=S&option=value`` source (values read as YAML)."""
+    task, _, query = source.removeprefix(GEN_PREFIX).partition("?")
+    options: dict = {}
+    for item in filter(None, query.split("&")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise RimInputError(f"{item!r} is not key=value", source=source)
+        parsed = yaml.safe_load(value)
+        options[key] = tuple(parsed) if isinstance(parsed, list) else parsed
+    n, seed = options.pop("n", None), options.pop("seed", 0)
+    if not isinstance(n, int) or n < 1:
+        raise RimInputError("needs n=N, a number of records of at least 1", source=source)
+    try:
+        return generate(task, n, seed, **options)
+    except RimInputError as err:
+        raise RimInputError(str(err), source=source) from None
