@@ -8,6 +8,11 @@
 # from the source tree. Results land in runs/gpu and, packed, in $OUT/gpu-results.tgz.
 set -uo pipefail
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+# rim needs pydantic (>= 2.7) besides the image's torch, transformers, accelerate, peft, rich:
+# if the image lacks it, carry wheels for its Python in wheels/ (pip download pydantic
+# pydantic-core --only-binary=:all: --python-version 3.X -d wheels) and they are installed here.
+python3 -c "import pydantic" 2>/dev/null || pip install --no-index --find-links wheels pydantic \
+    || { echo "pydantic is missing and no wheels/ were carried"; exit 1; }
 rim() { python3 -m rim.cli "$@"; }
 res=runs/gpu
 mkdir -p "$res"
