@@ -43,3 +43,19 @@ def test_prompt_text_tokenises_to_the_same_ids():
     for r in RECORDS:
         ids = method.prompt(encode(r, tok).question)
         assert tok(r.question + "<b><m><m></b>" * 3).input_ids == ids
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_every_block_from_one_prefill_equals_one_run_per_block(arch):
+    tok = tiny_tokenizer()
+    model = tiny_model(arch, tok, seed=5)
+    method = make_method("rim", special_ids(tok), blocks=3, block_size=2)
+    questions = [encode(r, tok).question for r in RECORDS]  # of different lengths: padded
+    every = method.generate_every_block(model, questions, max_new_tokens=5)
+    assert len(every) == 3
+    for k, gen in enumerate(every, start=1):
+        alone = method.generate(model, questions, 5, blocks=k)
+        assert gen.ids == alone.ids
+        unbatched = [no_cache_greedy(model, method.prompt(q, k), method.special.eos, 5)
+                     for q in questions]
+        assert gen.ids == unbatched

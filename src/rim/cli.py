@@ -86,7 +86,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     with Progress(console=err_console, disable=args.json, transient=True) as bar:
         task = bar.add_task("evaluating", total=len(records) * passes)
         result = evaluate(run, records, checker, batch_size=args.batch_size,
-                          per_block=not args.final_only,
+                          per_block=not args.final_only, one_pass=not args.separate_passes,
                           progress=lambda n: bar.advance(task, n))
     if args.save_predictions:
         _save_predictions(Path(args.save_predictions), records, result)
@@ -142,9 +142,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
         run.check_fits(args.question)
         questions = [args.question]
     if args.every_block and run.blocks:
-        columns = [run.answers(questions, blocks=k, batch_size=args.batch_size)
-                   for k in range(1, run.blocks + 1)]
-        for row in zip(*columns):
+        for row in run.answers_every_block(questions, batch_size=args.batch_size):
             print("\t".join(row) if args.file is not None else "\n".join(
                 f"after block {k}: {a}" for k, a in enumerate(row, 1)))
     else:
@@ -242,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=64, help="questions per batch")
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate the first N records")
     p.add_argument("--final-only", action="store_true", help="skip per-block accuracy")
+    p.add_argument("--separate-passes", action="store_true",
+                   help="per-block answers from one run per block (default: one prefill)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--save-predictions", metavar="FILE",
                    help="write question, gold, prediction and per-block answers as JSONL")

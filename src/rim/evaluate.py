@@ -12,8 +12,9 @@ from rim.infer import LoadedRun
 
 def evaluate(run: LoadedRun, records: list[Record], checker: str = "exact",
              batch_size: int = 64, per_block: bool = True, latency_samples: int = 16,
-             progress: Callable[[int], None] | None = None) -> dict:
-    """Evaluate `run` on `records`.
+             progress: Callable[[int], None] | None = None, one_pass: bool = True) -> dict:
+    """Evaluate `run` on `records`. With `one_pass`, the answers after every block come from one
+    prefill of question + K blocks (`LoadedRun.generate_every_block`); else one run per block.
 
     Returns a dict with `n`, `accuracy` (final block; the deployable number), `per_block`
     (accuracy after blocks 1..K, block methods only), `any_block_accuracy`,
@@ -26,27 +27,29 @@ def evaluate(run: LoadedRun, records: list[Record], checker: str = "exact",
     for record in records:
         run.check_fits(record.question, record.origin or "record")
     questions = [r.question for r in records]
-    blocks = range(1, run.blocks + 1) if (per_block and run.blocks) else [None]
-    correct: dict[int | None, list[bool]] = {}
-    answers: dict[int | None, list[str]] = {}
+    blocks = list(range(1, run.blocks + 1)) if (per_block and run.blocks) else [None]
+    correct: dict[int | None, list[bool]] = {k: [] for k in blocks}
+    answers: dict[int | None, list[str]] = {k: [] for k in blocks}
     predictions: list[str] = []
     cut = 0
     batch_seconds = 0.0
-    for k in blocks:
-        hits, answers[k] = [], []
-        for i in range(0, len(records), batch_size):
-            chunk = records[i:i + batch_size]
-            gen = run.generate([r.question for r in chunk], k)
+    for i in range(0, len(records), batch_size):
+        chunk = records[i:i + batch_size]
+        questions_of_chunk = [r.question for r in chunk]
+        if blocks != [None] and one_pass:  # every block's answer from one prefill
+            gens = dict(zip(blocks, run.generate_every_block(questions_of_chunk)))
+        else:
+            gens = {k: run.generate(questions_of_chunk, k) for k in blocks}
+        for k, gen in gens.items():
             texts = [run.answer_text(ids) for ids in gen.ids]
-            hits.extend(check_answer(t, r.answer, checker) for t, r in zip(texts, chunk))
+            correct[k].extend(check_answer(t, r.answer, checker) for t, r in zip(texts, chunk))
             answers[k].extend(texts)
             if k in (None, run.blocks):
                 predictions.extend(texts)
                 batch_seconds += gen.total_s
                 cut += sum(len(ids) >= run.info.max_new_tokens for ids in gen.ids)
-            if progress is not None:
-                progress(len(chunk))
-        correct[k] = hits
+        if progress is not None:
+            progress(len(chunk) * len(blocks))
     final = correct[run.blocks if run.blocks and per_block else None]
     result = {
         "n": len(records),

@@ -47,6 +47,43 @@ def greedy_generate(model: PreTrainedModel, prompts: list[list[int]], pad_id: in
     return Generation(rows, ttft, time.perf_counter() - start, 1 + passes)
 
 
+@torch.inference_mode()
+def greedy_after_prefixes(model: PreTrainedModel, prompts: list[list[int]], cuts: list[int],
+                          pad_id: int, eos_id: int, max_new_tokens: int) -> list[Generation]:
+    """Greedy answers after several prefixes of the same prompts, from one prefill.
+
+    `cuts[i]` tokens are dropped from the end of every prompt for the i-th answer (0: the whole
+    prompt), e.g. the last K-k memory blocks to read the answer after block k. The prompts are
+    prefilled once; each answer decodes on the KV cache cropped to its prefix, longest prefix
+    first, so no position of the prompt is computed twice. `ttft_s` of the first answer is the
+    prefill; every `total_s` counts from the start.
+    """
+    device = next(model.parameters()).device
+    ids, mask = left_pad(prompts, pad_id)
+    ids, mask = ids.to(device), mask.to(device)
+    width = ids.shape[1]
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    ends = [width - cut for cut in cuts]
+    start = time.perf_counter()
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                logits_to_keep=torch.tensor([end - 1 for end in ends], device=device))
+    cache = returned_cache(out)
+    sync(device)
+    ttft = time.perf_counter() - start
+    results: dict[int, Generation] = {}
+    for i in sorted(range(len(cuts)), key=lambda i: -ends[i]):  # crop the cache ever shorter
+        extra = cache.get_seq_length() - ends[i]
+        if extra > 0:
+            cache.crop(-extra)  # a negative length drops that many positions (all versions)
+        token = out.logits[:, i].argmax(-1)
+        rows, passes = continue_greedy(model, {"past_key_values": cache}, token,
+                                       mask[:, :ends[i]], positions[:, ends[i] - 1:ends[i]] + 1,
+                                       eos_id, max_new_tokens)
+        sync(device)
+        results[i] = Generation(rows, ttft, time.perf_counter() - start, passes + 1)
+    return [results[i] for i in range(len(cuts))]
+
+
 def continue_greedy(model: PreTrainedModel, out, token: torch.Tensor, mask: torch.Tensor,
                     next_pos: torch.Tensor, eos_id: int,
                     max_new_tokens: int) -> tuple[list[list[int]], int]:

@@ -57,6 +57,19 @@ class LoadedRun:
         depth = {"blocks": blocks} if blocks is not None else {}
         return self.method.generate(self.model, ids, self.info.max_new_tokens, **depth)
 
+    def generate_every_block(self, questions: list[str]) -> list[Generation]:
+        """Greedy answer ids after block 1..K for one batch of questions, from one prefill."""
+        ids = [self.question_ids(q) for q in questions]
+        return self.method.generate_every_block(self.model, ids, self.info.max_new_tokens)
+
+    def answers_every_block(self, questions: list[str], batch_size: int = 64) -> list[list[str]]:
+        """For each question, its answers after block 1..K (one prefill per batch)."""
+        rows: list[list[str]] = []
+        for i in range(0, len(questions), batch_size):
+            gens = self.generate_every_block(questions[i:i + batch_size])
+            rows.extend(zip(*([self.answer_text(ids) for ids in g.ids] for g in gens)))
+        return [list(row) for row in rows]
+
     def answers(self, questions: list[str], blocks: int | None = None,
                 batch_size: int = 64) -> list[str]:
         """Greedy answers to `questions` (chains are cut to their answer)."""

@@ -16,7 +16,7 @@ from pydantic import Field
 from transformers import PreTrainedModel
 
 from rim.encoding import COT_SEPARATOR, Example
-from rim.generation import Generation, greedy_generate
+from rim.generation import Generation, greedy_after_prefixes, greedy_generate
 from rim.schema import Section
 from rim.segments import Segment, collate, pack, pack_rows, weighted_loss
 
@@ -217,6 +217,15 @@ class BlockMethod(SegmentMethod):
         prompts = [self.prompt(q, blocks) for q in questions]
         return greedy_generate(model, prompts, self.special.pad, self.special.eos, max_new_tokens,
                                ignore_eos)
+
+    def generate_every_block(self, model: PreTrainedModel, questions: list[tuple[int, ...]],
+                             max_new_tokens: int) -> list[Generation]:
+        """The answers after block 1, 2, .., K, from one prefill of question + K blocks."""
+        size = len(self.special.block(self.config.block_size))
+        k_max = self.config.blocks
+        return greedy_after_prefixes(model, [self.prompt(q) for q in questions],
+                                     [(k_max - k) * size for k in range(1, k_max + 1)],
+                                     self.special.pad, self.special.eos, max_new_tokens)
 
 
 def chain_answer(text: str) -> str:
