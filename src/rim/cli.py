@@ -157,6 +157,13 @@ def _read_text(path: str) -> str:
     return Path(path).read_text(encoding="utf-8-sig")
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from rim.export import export
+
+    console.print(f"standalone model written to {export(args.run, args.out)}", markup=False)
+    return 0
+
+
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from rim.quickstart import quickstart
 
@@ -256,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=64, help="questions per batch")
     p.add_argument("--every-block", action="store_true", help="answer after each block")
     p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser("export", help="a model directory any engine serves (chat template, "
+                       "generation config)", epilog="example: rim export runs/mult exported/mult")
+    p.add_argument("run", help="run directory (or its model/ directory)")
+    p.add_argument("out", help="directory to write (must not exist or be empty)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("quickstart", help="train RiM and no-CoT on a built-in task, compare",
                        epilog="example: rim quickstart --out runs/quickstart")

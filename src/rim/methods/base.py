@@ -136,6 +136,8 @@ class SegmentMethod:
     raises_dropout: tuple[str, ...] = ()
     writes_chain: bool = False
     supports_packing: bool = True
+    serves_plain: bool = True
+    """A plain `generate` on the prompt answers as trained (not so for Coconut's thoughts)."""
 
     @property
     def name(self) -> str:

@@ -116,6 +116,7 @@ class Coconut:
     blocks = 0
     writes_chain = False
     supports_packing = False
+    serves_plain = False
     raises_dropout: tuple[str, ...] = ()
 
     @property
