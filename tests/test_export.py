@@ -30,8 +30,8 @@ print(json.dumps(answers))
 def test_exported_model_answers_as_rim_infer(tmp_path):
     config = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
     run = tmp_path / "run"
-    assert main(["train", str(config), "--out", str(run), "trainer.stage1.steps=60",
-                 "trainer.stage2.steps=30", "trainer.save_every=null", "data.eval=null"]) == 0
+    assert main(["train", str(config), "--out", str(run), "trainer.stage1.steps=400",
+                 "trainer.stage2.steps=100", "trainer.save_every=null", "data.eval=null"]) == 0
     out = tmp_path / "exported"
     assert main(["export", str(run), str(out)]) == 0
     assert json.loads((out / "generation_config.json").read_text())["do_sample"] is False
