@@ -10,6 +10,7 @@ from rim.bench.cli import register as register_bench
 from rim.commands import (
     cmd_config,
     cmd_eval,
+    cmd_explain,
     cmd_export,
     cmd_infer,
     cmd_quickstart,
@@ -98,6 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=64, help="questions per batch")
     p.add_argument("--every-block", action="store_true", help="answer after each block")
     p.set_defaults(func=cmd_infer)
+
+    p = sub.add_parser("explain", help="the step and the answer read out after each block",
+                       epilog='examples: rim explain runs/quickstart/rim "4 +1 *3 -2 -2 ?"; '
+                              "rim explain runs/quickstart/rim --data runs/quickstart/data/"
+                              "test.jsonl")
+    p.add_argument("run", help="a RiM run directory (with checkpoints/stage1)")
+    p.add_argument("question", nargs="?", help="a question, as in the training data")
+    p.add_argument("--data", help="records: how often the read-out is the gold step, per block")
+    p.add_argument("--limit", type=positive_int, default=None, help="the first N records")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("export", help="a model directory any engine serves (chat template, "
                        "generation config)", epilog="example: rim export runs/mult exported/mult")

@@ -134,6 +134,30 @@ def _read_text(path: str) -> str:
     return Path(path).read_text(encoding="utf-8-sig")
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from rim.explain import CAVEAT, explain_table, readouts, stage1_model, step_match
+    from rim.infer import load_run
+
+    if (args.question is None) == (args.data is None):
+        raise RimInputError("give a question or --data", source="command line")
+    final, stage1 = load_run(args.run), stage1_model(args.run)
+    if args.question is not None:
+        (steps,), (answers,) = readouts(stage1, [args.question]), readouts(final, [args.question])
+        console.print(explain_table(args.question, steps, answers))
+        return 0
+    from rim.data.sources import load_records
+
+    result = step_match(stage1, final, load_records(args.data)[: args.limit])
+    table = Table(title=f"read-out = gold step, per block ({result['n']} questions)",
+                  caption=CAVEAT)
+    for column in ("after block", "after stage 1", "after stage 2"):
+        table.add_column(column, justify="right")
+    for k, (one, two) in enumerate(zip(result["after_stage1"], result["after_stage2"])):
+        table.add_row(str(k), *("-" if v is None else f"{100 * v:.1f}%" for v in (one, two)))
+    console.print(table)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from rim.export import export
 
