@@ -69,6 +69,10 @@ CASES = {
     "init_from_and_name": ([*TRAIN, "model.init_from=x", "model.name_or_path=y"], {},
                            "exclude each other"),
     "bad_mixed_precision": ([*TRAIN, "trainer.mixed_precision=fp8"], {}, "mixed_precision"),
+    "tracker_not_installed": ([*TRAIN, "trainer.report_to=[dvclive]"], {},
+                              "trainer.report_to: dvclive is not installed"),
+    "packing_coconut": ([*TRAIN, "trainer.packing=true", "method={name: coconut}"], {},
+                        "cannot pack"),
     "out_is_a_file": (["train", "run.yaml", "--out", "not-a-dir"], {}, "not-a-dir: is a file"),
     "out_is_used": (["train", "run.yaml", "--out", "used"], {}, "used: run directory exists"),
     "config_missing": (["train", "nope.yaml", "--out", "out"], {}, "config file not found"),
@@ -158,3 +162,36 @@ def test_progress_lines_when_stdout_is_a_file(tmp_path):
         ["stage2", "step", "2/4"], ["stage2", "step", "4/4"]]
     assert all("loss" in line and "tok/s" in line and "ETA" in line for line in progress)
     assert "\x1b[" not in "".join(lines)  # no terminal control codes in a file
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.startswith("rim ")
+
+
+def test_eval_defaults_to_the_runs_data_and_saves_predictions(trained_run, tmp_path, capsys):
+    run, _ = trained_run
+    preds = tmp_path / "preds.jsonl"
+    assert main(["eval", str(run), "--limit", "5", "--save-predictions", str(preds),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 5
+    rows = [json.loads(line) for line in preds.read_text().splitlines()]
+    assert len(rows) == 5
+    assert set(rows[0]) == {"question", "gold", "prediction", "correct", "per_block"}
+    assert len(rows[0]["per_block"]) == 2 and rows[0]["per_block"][-1] == rows[0]["prediction"]
+
+
+def test_infer_answers_a_file_and_standard_input(trained_run, tmp_path, capsys, monkeypatch):
+    import io
+
+    run, _ = trained_run
+    questions = ["3 +1 ?", "7 +2 ?", "0 +3 ?"]
+    (tmp_path / "q.txt").write_text("\n".join(questions) + "\n\n")
+    assert main(["infer", str(run), "--file", str(tmp_path / "q.txt")]) == 0
+    from_file = capsys.readouterr().out.splitlines()
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(questions)))
+    assert main(["infer", str(run), "--file", "-"]) == 0
+    assert capsys.readouterr().out.splitlines() == from_file and len(from_file) == 3
+    assert main(["infer", str(run), questions[1]]) == 0
+    assert capsys.readouterr().out.strip() == from_file[1]
