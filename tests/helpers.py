@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -28,9 +29,21 @@ def tiny_tokenizer():
     return scratch_tokenizer(texts, vocab_size=120)
 
 
+# The GPU check (bench/gpu.sh) runs the equivalence and decoding tests on a device and dtype:
+DEVICE = torch.device(os.environ.get("RIM_TEST_DEVICE", "cpu"))
+DTYPE = getattr(torch, os.environ.get("RIM_TEST_DTYPE", "float32"))
+TOL = float(os.environ.get("RIM_TEST_TOL", "1e-5"))
+
+
 def tiny_model(arch: str, tok, seed: int = 0):
     torch.manual_seed(seed)
-    return build_model(ARCHS[arch], tok, max_length=256).eval()
+    return build_model(ARCHS[arch], tok, max_length=256).to(DEVICE, DTYPE).eval()
+
+
+def on_device(batch: dict) -> dict:
+    """A collated batch on the test device, its float mask in the test dtype."""
+    return {k: v.to(DEVICE, DTYPE) if v.is_floating_point() and k == "attention_mask"
+            else v.to(DEVICE) for k, v in batch.items()}
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

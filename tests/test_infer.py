@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from helpers import ARCHS, RECORDS, tiny_model, tiny_tokenizer
+from helpers import ARCHS, DEVICE, RECORDS, tiny_model, tiny_tokenizer
 
 from rim.encoding import encode
 from rim.generation import greedy_generate
@@ -15,7 +15,7 @@ def no_cache_greedy(model, prompt, eos, n):
     out = []
     with torch.no_grad():
         for _ in range(n):
-            token = int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax())
+            token = int(model(input_ids=torch.tensor([ids], device=DEVICE)).logits[0, -1].argmax())
             out.append(token)
             if token == eos:
                 break

@@ -7,17 +7,16 @@ states equal those of the inference prompt `question + blocks`.
 
 import pytest
 import torch
-from helpers import ARCHS, RECORDS, tiny_model, tiny_tokenizer
+from helpers import ARCHS, DEVICE, DTYPE, RECORDS, TOL, on_device, tiny_model, tiny_tokenizer
 
 from rim.encoding import encode
 from rim.methods import METHODS, make_method
 from rim.modeling import special_ids
 from rim.segments import collate, pack
 
-TOL = 1e-5
-
 
 def forward(model, batch):
+    batch = on_device(batch)
     with torch.no_grad():
         return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                      position_ids=batch["position_ids"], output_hidden_states=True)
@@ -25,7 +24,7 @@ def forward(model, batch):
 
 def plain(model, ids):
     with torch.no_grad():
-        return model(input_ids=torch.tensor([ids]), output_hidden_states=True)
+        return model(input_ids=torch.tensor([ids], device=DEVICE), output_hidden_states=True)
 
 
 @pytest.mark.parametrize("arch", list(ARCHS))
@@ -43,7 +42,7 @@ def test_readout_logits_equal_plain_causal_sequence(arch, method_name, stage, pr
     examples = [encode(r, tok) for r in RECORDS]
     layouts = [method.layout(ex, stage, progress) for ex in examples]
     packed = [pack(segs) for segs in layouts]
-    batch = collate(packed, special.pad)
+    batch = collate(packed, special.pad, DTYPE)
     assert len({len(p.input_ids) for p in packed}) > 1, "the batch must contain padding"
     out = forward(model, batch)
 
@@ -73,7 +72,7 @@ def test_block_hidden_states_equal_inference_prompt(arch, stage):
     method = make_method("rim", special, blocks=3, block_size=2)
     examples = [encode(r, tok) for r in RECORDS]
     layouts = [method.layout(ex, stage, 0.0) for ex in examples]
-    batch = collate([pack(s) for s in layouts], special.pad)
+    batch = collate([pack(s) for s in layouts], special.pad, DTYPE)
     out = forward(model, batch)
     for b, (ex, segs) in enumerate(zip(examples, layouts)):
         n_blocks = sum(seg.kind == "block" for seg in segs)
