@@ -52,7 +52,7 @@ if [ "$smoke" = 1 ]; then
     --repeats 1 --warmup 0 --pack-length 256 --out "$res/step" \
     $( [ -f "$gsm" ] && echo --data "$gsm" )
   step "accuracy sweep" timeout 300 python3 -m rim.cli bench accuracy \
-    configs/bench/accuracy-lookup-smoke.yaml --out "$res/accuracy-lookup"
+    configs/bench/smoke-lookup.yaml --out "$res/accuracy-lookup"
 else
   step "latency gpt2-small" rim bench latency --config configs/bench/latency-gpt2-gpu.yaml \
     --out "$res/latency-gpt2-small"

@@ -324,3 +324,8 @@ def test_step_times_the_packed_layout_on_records_of_a_file(tiny_model, tmp_path)
     for row in result["rows"]:
         assert row["packed_rows"] < row["batch"] and row["packed_len"] <= 96
         assert row["packing_speedup"] == pytest.approx(row["rim_ms"] / row["packed_ms"])
+
+
+def test_smoke_sweep_file_is_valid():
+    sweep = load_sweep(REPO / "configs" / "bench" / "smoke-lookup.yaml")
+    assert set(sweep.methods) == set(METHODS) and sweep.seeds == [0]
