@@ -73,6 +73,8 @@ CASES = {
                               "trainer.report_to: dvclive is not installed"),
     "packing_coconut": ([*TRAIN, "trainer.packing=true", "method={name: coconut}"], {},
                         "cannot pack"),
+    "flex_attention_on_cpu": ([*TRAIN, "model.attn_implementation=flex_attention"], {},
+                              "FlexAttention trains on a GPU only"),
     "out_is_a_file": (["train", "run.yaml", "--out", "not-a-dir"], {}, "not-a-dir: is a file"),
     "out_is_used": (["train", "run.yaml", "--out", "used"], {}, "used: run directory exists"),
     "config_missing": (["train", "nope.yaml", "--out", "out"], {}, "config file not found"),

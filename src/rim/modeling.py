@@ -60,11 +60,13 @@ def special_ids(tok: PreTrainedTokenizerBase) -> SpecialIds:
 
 
 def load_model(name_or_path: str, tok: PreTrainedTokenizerBase, gguf_file: str | None = None,
-               dtype: torch.dtype = torch.float32, new_token_init: str = "mean") -> PreTrainedModel:
+               dtype: torch.dtype = torch.float32, new_token_init: str = "mean",
+               attn_implementation: str | None = None) -> PreTrainedModel:
     """A pretrained causal LM; the embedding rows of added tokens start as the mean of the old
     rows, or (`new_token_init` the text of a token) as a copy of that token's rows."""
     try:
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, gguf_file=gguf_file, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, gguf_file=gguf_file, dtype=dtype,
+                                                     attn_implementation=attn_implementation)
     except (OSError, ValueError) as err:
         raise RimInputError(f"cannot load model: {_first_line(err)}", source=name_or_path) from None
     old = model.get_input_embeddings().weight.shape[0]
@@ -82,7 +84,8 @@ def load_model(name_or_path: str, tok: PreTrainedTokenizerBase, gguf_file: str |
 
 
 def build_model(scratch: dict[str, Any], tok: PreTrainedTokenizerBase, max_length: int,
-                dtype: torch.dtype = torch.float32) -> PreTrainedModel:
+                dtype: torch.dtype = torch.float32,
+                attn_implementation: str | None = None) -> PreTrainedModel:
     """A randomly initialised causal LM of `scratch["model_type"]` (any transformers model type)."""
     options = dict(scratch)
     model_type = options.pop("model_type")
@@ -95,7 +98,8 @@ def build_model(scratch: dict[str, Any], tok: PreTrainedTokenizerBase, max_lengt
         **_max_positions(model_type, max_length),
         **options,
     )
-    return AutoModelForCausalLM.from_config(config, dtype=dtype)
+    return AutoModelForCausalLM.from_config(config, dtype=dtype,
+                                            attn_implementation=attn_implementation)
 
 
 def init_new_rows(model: PreTrainedModel, first_new: int, source: int | None = None) -> None:

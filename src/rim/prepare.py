@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
+import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rim.config import Config
@@ -44,8 +45,9 @@ class Prepared:
     """Evaluated during training (`trainer.eval_every`): `data.valid`, else the eval records."""
     max_new_tokens: int
     """`trainer.max_new_tokens`, or what the method needs on the training data."""
-    packing: dict[str, int]
-    """Keyword arguments of `method.collate`: `pack_length` with `trainer.packing`."""
+    packing: dict[str, int | bool]
+    """Keyword arguments of `method.collate`: `pack_length` with `trainer.packing`, `sparse`
+    with FlexAttention."""
 
     def run_info(self) -> RunInfo:
         """The `rim.json` of the run's models."""
@@ -92,6 +94,9 @@ def prepare(cfg: Config) -> Prepared:
                                 source="trainer.packing")
         packing = {"pack_length": cfg.trainer.pack_length or limit
                    or max(method.sequence_length(ex, s) for ex in examples for s in method.stages)}
+    if cfg.model.attn_implementation == "flex_attention":
+        packing["sparse"] = True
+        _check_flex(model, method)
     if cfg.trainer.gradient_checkpointing:
         enable_checkpointing(model)
     if cfg.model.lora is not None:
@@ -108,9 +113,33 @@ def _tokenizer_and_model(cfg: Config, records: list[Record]):
         source = str(model_directory(cfg.model.init_from))
     if source is None:
         tok = scratch_tokenizer([t for r in records for t in texts_of(r)], cfg.model.vocab_size)
-        return tok, build_model(cfg.model.scratch, tok, cfg.model.max_length, dtype)
+        return tok, build_model(cfg.model.scratch, tok, cfg.model.max_length, dtype,
+                            cfg.model.attn_implementation)
     tok = load_tokenizer(source, cfg.model.gguf_file)
-    return tok, load_model(source, tok, cfg.model.gguf_file, dtype, cfg.model.new_token_init)
+    return tok, load_model(source, tok, cfg.model.gguf_file, dtype, cfg.model.new_token_init,
+                           cfg.model.attn_implementation)
+
+
+def _check_flex(model: PreTrainedModel, method: Method) -> None:
+    """FlexAttention trains here: a GPU, a method laid out in segments, a model that takes a
+    BlockMask."""
+    source = "model.attn_implementation"
+    if not getattr(method, "supports_packing", False):
+        raise RimInputError(f"method {method.name} does not train with FlexAttention", source=source)
+    if not torch.cuda.is_available():
+        raise RimInputError("FlexAttention trains on a GPU only (this torch has no backward for "
+                            "it on CPU)", source=source)
+    from rim.flex import block_mask
+
+    rule = {"segment_ids": torch.zeros(1, 2, dtype=torch.long),
+            "sees": torch.zeros(1, 1, 1, dtype=torch.bool)}
+    try:
+        with torch.no_grad():
+            model(input_ids=torch.zeros(1, 2, dtype=torch.long), attention_mask=block_mask(rule),
+                  position_ids=torch.arange(2)[None])
+    except (AttributeError, TypeError, ValueError, RuntimeError) as err:
+        raise RimInputError(f"{model.config.model_type} does not take a FlexAttention mask in "
+                            f"this transformers ({type(err).__name__})", source=source) from None
 
 
 def _check_fits(record: Record, ex: Example, method: Method, limit: int) -> None:

@@ -123,14 +123,19 @@ def attention_allowed(packed: Packed) -> torch.Tensor:
 
 
 def collate(
-    examples: list[Packed], pad_id: int, dtype: torch.dtype = torch.float32
+    examples: list[Packed], pad_id: int, dtype: torch.dtype = torch.float32,
+    sparse: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Right-pad a batch and build the additive 4D mask.
 
     Returns `input_ids`, `position_ids`, `attention_mask` ([B, 1, S, S], 0 or finfo.min),
     `labels` (-100 where nothing is predicted) and `weights` (per-token loss weights).
-    A padding position sees only itself, so no mask row is fully blocked.
+    A padding position sees only itself, so no mask row is fully blocked. With `sparse`, the
+    rule itself instead of the mask: `segment_ids` [B, S] (-1 on padding) and `sees`
+    [B, segments, segments] (`rim.flex.block_mask` turns them into a FlexAttention mask).
     """
+    if sparse:
+        return _collate_sparse(examples, pad_id)
     length = max(len(e.input_ids) for e in examples)
     batch = len(examples)
     input_ids = torch.full((batch, length), pad_id, dtype=torch.long)
@@ -154,6 +159,19 @@ def collate(
         "labels": labels,
         "weights": weights,
     }
+
+
+def _collate_sparse(examples: list[Packed], pad_id: int) -> dict[str, torch.Tensor]:
+    out = collate(examples, pad_id)  # ids, positions, labels, weights (the dense mask dropped)
+    del out["attention_mask"]
+    length, n_seg = out["input_ids"].shape[1], max(len(e.sees) for e in examples)
+    segment_ids = torch.full((len(examples), length), -1, dtype=torch.long)
+    sees = torch.zeros((len(examples), n_seg, n_seg), dtype=torch.bool)
+    for b, e in enumerate(examples):
+        segment_ids[b, :len(e.segment_ids)] = torch.tensor(e.segment_ids)
+        for s, seen in enumerate(e.sees):
+            sees[b, s, list(seen)] = True
+    return {**out, "segment_ids": segment_ids, "sees": sees}
 
 
 def pack_rows(examples: list[Packed], budget: int) -> list[Packed]:

@@ -33,6 +33,10 @@ class ModelConfig(Section):
     """Weights dtype."""
     lora: dict[str, Any] | None = None
     """LoRA settings (`r`, `alpha`, `dropout`, `target_modules`); null = full fine-tuning."""
+    attn_implementation: Literal["sdpa", "eager", "flex_attention"] | None = None
+    """Attention kernel; null: the model's default (SDPA). `flex_attention` trains the
+    block-causal rule as a block-sparse FlexAttention mask (GPU; architectures whose attention
+    takes a BlockMask, e.g. Llama and Qwen, not GPT-2)."""
     init_from: str | None = None
     """A run (or model) directory written by `rim train` whose weights and tokenizer start this
     run, e.g. a CoT run for Coconut (its recipe); replaces `name_or_path` and `scratch`."""

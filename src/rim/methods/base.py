@@ -173,18 +173,25 @@ class SegmentMethod:
         return len(self.prompt(question))
 
     def collate(self, batch: list[Example], stage: str, fraction: float,
-                pack_length: int | None = None) -> dict[str, torch.Tensor]:
+                pack_length: int | None = None, sparse: bool = False) -> dict[str, torch.Tensor]:
         """The batch, one example per row; with `pack_length`, examples packed into rows of at
-        most that many tokens (`segments.pack_rows`), and `examples` their number."""
+        most that many tokens (`segments.pack_rows`), and `examples` their number; with
+        `sparse`, the attention rule for FlexAttention instead of a dense mask."""
         packed = [pack(self.layout(ex, stage, fraction)) for ex in batch]
         if pack_length is None:
-            return collate(packed, self.special.pad)
-        out = collate(pack_rows(packed, pack_length), self.special.pad)
+            return collate(packed, self.special.pad, sparse=sparse)
+        out = collate(pack_rows(packed, pack_length), self.special.pad, sparse=sparse)
         out["examples"] = torch.tensor(len(batch))
         return out
 
     def loss(self, model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+        if "segment_ids" in batch:  # FlexAttention
+            from rim.flex import block_mask
+
+            mask = block_mask(batch)
+        else:
+            mask = batch["attention_mask"]
+        logits = model(input_ids=batch["input_ids"], attention_mask=mask,
                        position_ids=batch["position_ids"]).logits
         examples = int(batch["examples"]) if "examples" in batch else None
         return weighted_loss(logits, batch["labels"], batch["weights"], examples)
