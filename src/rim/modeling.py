@@ -98,8 +98,11 @@ def build_model(scratch: dict[str, Any], tok: PreTrainedTokenizerBase, max_lengt
         **_max_positions(model_type, max_length),
         **options,
     )
-    return AutoModelForCausalLM.from_config(config, dtype=dtype,
-                                            attn_implementation=attn_implementation)
+    try:
+        return AutoModelForCausalLM.from_config(config, dtype=dtype,
+                                                attn_implementation=attn_implementation)
+    except ValueError as err:  # an attention kernel the architecture does not have
+        raise RimInputError(_first_line(err), source="model.attn_implementation") from None
 
 
 def init_new_rows(model: PreTrainedModel, first_new: int, source: int | None = None) -> None:

@@ -74,6 +74,9 @@ def prepare(cfg: Config) -> Prepared:
 
     valid_records = load_records(cfg.data.valid) if cfg.data.valid else eval_records
 
+    if cfg.model.attn_implementation == "flex_attention" and not torch.cuda.is_available():
+        raise RimInputError("FlexAttention trains on a GPU only (this torch has no backward for "
+                            "it on CPU)", source="model.attn_implementation")
     tok, model = _tokenizer_and_model(cfg, records)
     method = make_method(cfg.method, special_ids(tok))
     examples = [encode(r, tok) for r in records]
@@ -121,14 +124,11 @@ def _tokenizer_and_model(cfg: Config, records: list[Record]):
 
 
 def _check_flex(model: PreTrainedModel, method: Method) -> None:
-    """FlexAttention trains here: a GPU, a method laid out in segments, a model that takes a
-    BlockMask."""
+    """FlexAttention trains here: a method laid out in segments, a model that takes a
+    BlockMask (the GPU is checked before the model is built)."""
     source = "model.attn_implementation"
     if not getattr(method, "supports_packing", False):
         raise RimInputError(f"method {method.name} does not train with FlexAttention", source=source)
-    if not torch.cuda.is_available():
-        raise RimInputError("FlexAttention trains on a GPU only (this torch has no backward for "
-                            "it on CPU)", source=source)
     from rim.flex import block_mask
 
     rule = {"segment_ids": torch.zeros(1, 2, dtype=torch.long),
