@@ -329,3 +329,19 @@ def test_step_times_the_packed_layout_on_records_of_a_file(tiny_model, tmp_path)
 def test_smoke_sweep_file_is_valid():
     sweep = load_sweep(REPO / "configs" / "bench" / "smoke-lookup.yaml")
     assert set(sweep.methods) == set(METHODS) and sweep.seeds == [0]
+
+
+def test_a_stopped_run_stops_an_in_process_sweep(tmp_path, monkeypatch):
+    import rim.run
+    from rim.config import config_from_dict
+    from rim.errors import RimStopped
+    from rim.jobs import Job, run_jobs
+
+    def stopped(cfg, path, reporter=None):
+        raise RimStopped("SIGINT: stopped", code=130)
+
+    monkeypatch.setattr(rim.run, "run_training", stopped)
+    jobs = [Job(f"j{i}", config_from_dict({}), tmp_path / f"j{i}") for i in range(2)]
+    with pytest.raises(RimStopped):
+        run_jobs(jobs, tmp_path)
+    assert not (tmp_path / "logs").exists()  # not recorded as a failed run, and j1 never ran

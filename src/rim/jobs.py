@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rim.config import Config
+from rim.errors import RimStopped
 from rim.methods import SpecialIds, make_method
 from rim.progress import Reporter, log
 
@@ -66,6 +67,8 @@ def _in_process(jobs: list[Job], logs: Path, console: Console | None) -> list[st
             console.print(f"[{i}/{len(jobs)}] training {job.name}")
         try:
             run_training(job.cfg, job.run_dir, Reporter(console, enabled=console is not None))
+        except RimStopped:  # Ctrl-C or SIGTERM stops the sweep, not just this run
+            raise
         except Exception:  # one failed run should not lose the others
             log_file = logs / f"{job.name}.log"
             log_file.parent.mkdir(parents=True, exist_ok=True)
