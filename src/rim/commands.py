@@ -66,7 +66,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from rim.probe_cli import probe_eval
 
         result.update(probe_eval(run, args.run, records, checker, args.select == "probe",
-                                 args.adaptive, Path(args.run) / "adaptive"))
+                                 args.adaptive, Path(args.run) / "adaptive",
+                                 result.get("block_predictions")))
     shown = {k: v for k, v in result.items()
              if k not in ("predictions", "correct", "block_predictions", "adaptive")}
     if args.json:

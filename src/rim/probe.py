@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,35 +26,30 @@ from rim.infer import LoadedRun
 from rim.runinfo import model_directory
 
 
-@dataclass
-class BlockReadouts:
-    """For N questions: hidden states at each block's end [N, K, H] and each block's answer."""
-
-    features: torch.Tensor
-    answers: list[list[str]]
-
-
 @torch.inference_mode()
-def block_readouts(run: LoadedRun, questions: list[str], layer: int = -1,
-                   batch_size: int = 64) -> BlockReadouts:
-    """The hidden state of `layer` at every block's last token, and the answer after every
-    block (one prefill for the states, one for the answers)."""
+def block_states(run: LoadedRun, questions: list[str], layer: int = -1,
+                 batch_size: int = 64) -> torch.Tensor:
+    """The hidden state of `layer` at every block's last token, [N, K, H]."""
     if not run.blocks:
         raise RimInputError(f"method {run.method.name} has no memory blocks to probe")
     size = len(run.method.special.block(run.method.config.block_size))
     device = next(run.model.parameters()).device
-    states, answers = [], []
+    states = []
     for i in range(0, len(questions), batch_size):
-        chunk = questions[i:i + batch_size]
-        ids, mask = left_pad([run.method.prompt(run.question_ids(q)) for q in chunk],
-                             run.method.special.pad)
+        ids, mask = left_pad([run.method.prompt(run.question_ids(q))
+                              for q in questions[i:i + batch_size]], run.method.special.pad)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = run.model(input_ids=ids.to(device), attention_mask=mask.to(device),
                         position_ids=positions.to(device), output_hidden_states=True)
         ends = [ids.shape[1] - 1 - (run.blocks - k) * size for k in range(1, run.blocks + 1)]
         states.append(out.hidden_states[layer][:, ends].float().cpu())
-        answers.extend(run.answers_every_block(chunk, batch_size=batch_size))
-    return BlockReadouts(torch.cat(states), answers)
+    return torch.cat(states)
+
+
+def correctness(answers: list[list[str]], records: list[Record], checker: str) -> torch.Tensor:
+    """[N, K] booleans: the answer after each block is right."""
+    return torch.tensor([[check_answer(a, r.answer, checker) for a in row]
+                         for row, r in zip(answers, records)])
 
 
 @dataclass
@@ -141,11 +136,11 @@ def fit_probe(run: LoadedRun, records: list[Record], checker: str, layer: int = 
     order = list(range(len(records)))
     random.Random(seed).shuffle(order)
     fit_idx, test_idx = order[: len(order) // 2], order[len(order) // 2:]
-    readouts = block_readouts(run, [r.question for r in records], layer)
-    labels = torch.tensor([[check_answer(a, r.answer, checker) for a in answers]
-                           for answers, r in zip(readouts.answers, records)])
-    probe = train_probe(readouts.features[fit_idx], labels[fit_idx], layer)
-    confidence = probe.confidence(readouts.features[test_idx])
+    questions = [r.question for r in records]
+    features = block_states(run, questions, layer)
+    labels = correctness(run.answers_every_block(questions), records, checker)
+    probe = train_probe(features[fit_idx], labels[fit_idx], layer)
+    confidence = probe.confidence(features[test_idx])
     right = labels[test_idx]
     chosen = right[torch.arange(len(test_idx)), confidence.argmax(1)]
     some = right.any(1)
@@ -171,7 +166,3 @@ def adaptive_table(confidence: torch.Tensor, right: torch.Tensor,
         rows.append({"threshold": t, "mean_blocks": float((first + 1).float().mean()),
                      "accuracy": float(right[torch.arange(len(right)), first].float().mean())})
     return rows
-
-
-def report_dict(report: ProbeReport) -> dict:
-    return asdict(report)

@@ -30,14 +30,16 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_probe_fit(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from rim.data.sources import load_records
     from rim.infer import load_run
-    from rim.probe import fit_probe, report_dict
+    from rim.probe import fit_probe
 
     run = load_run(args.run)
     probe, found = fit_probe(run, load_records(args.data), run.info.checker, args.layer,
                              args.seed)
-    probe.save(args.run, report_dict(found))
+    probe.save(args.run, asdict(found))
     table = Table(title=f"probe on layer {args.layer}: fitted on {found.n_fit}, tested on "
                         f"{found.n_test}")
     table.add_column("metric")
@@ -55,16 +57,17 @@ def cmd_probe_fit(args: argparse.Namespace) -> int:
 
 
 def probe_eval(run, run_path: str, records, checker: str, select: bool, adaptive: bool,
-               out: Path | None) -> dict:
-    """Probe-selected accuracy and the adaptive-compute table of `run` on `records`."""
-    from rim.data.answers import check_answer
-    from rim.probe import Probe, adaptive_table, block_readouts
+               out: Path | None, answers: list[list[str]] | None = None) -> dict:
+    """Probe-selected accuracy and the adaptive-compute table of `run` on `records`; `answers`
+    (after every block, per record) are decoded here unless the evaluation already has them."""
+    from rim.probe import Probe, adaptive_table, block_states, correctness
 
     probe = Probe.load(run_path)
-    readouts = block_readouts(run, [r.question for r in records], probe.layer)
-    right = torch.tensor([[check_answer(a, r.answer, checker) for a in answers]
-                          for answers, r in zip(readouts.answers, records)])
-    confidence = probe.confidence(readouts.features)
+    questions = [r.question for r in records]
+    if answers is None:
+        answers = run.answers_every_block(questions)
+    right = correctness(answers, records, checker)
+    confidence = probe.confidence(block_states(run, questions, probe.layer))
     result: dict = {"fixed_k_accuracy": right.float().mean(0).tolist()}
     if select:
         chosen = right[torch.arange(len(right)), confidence.argmax(1)]
