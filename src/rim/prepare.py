@@ -45,7 +45,7 @@ class Prepared:
     """Evaluated during training (`trainer.eval_every`): `data.valid`, else the eval records."""
     max_new_tokens: int
     """`trainer.max_new_tokens`, or what the method needs on the training data."""
-    packing: dict[str, int | bool]
+    collate_options: dict[str, int | bool]
     """Keyword arguments of `method.collate`: `pack_length` with `trainer.packing`, `sparse`
     with FlexAttention."""
 
@@ -90,22 +90,22 @@ def prepare(cfg: Config) -> Prepared:
             if n > limit:
                 raise RimInputError(f"prompt plus answer budget is {n} tokens, longer than the "
                                     f"model's context of {limit}", source=record.origin)
-    packing = {}
+    collate_options: dict[str, int | bool] = {}
     if cfg.trainer.packing:
         if not getattr(method, "supports_packing", False):
             raise RimInputError(f"method {method.name} cannot pack examples into rows",
                                 source="trainer.packing")
-        packing = {"pack_length": cfg.trainer.pack_length or limit
-                   or max(method.sequence_length(ex, s) for ex in examples for s in method.stages)}
+        collate_options["pack_length"] = cfg.trainer.pack_length or limit or max(
+            method.sequence_length(ex, s) for ex in examples for s in method.stages)
     if cfg.model.attn_implementation == "flex_attention":
-        packing["sparse"] = True
+        collate_options["sparse"] = True
         _check_flex(model, method)
     if cfg.trainer.gradient_checkpointing:
         enable_checkpointing(model)
     if cfg.model.lora is not None:
         model = add_lora(model, tok, cfg.model.lora)
     return Prepared(cfg, tok, model, method, examples, eval_records, valid_records, budget,
-                    packing)
+                    collate_options)
 
 
 def _tokenizer_and_model(cfg: Config, records: list[Record]):

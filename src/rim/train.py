@@ -150,7 +150,8 @@ def _run_stage(run: _Run, model: torch.nn.Module, index: int, plan: StagePlan,
             epoch = accelerator.skip_first_batches(batches, pos.batches) if pos.batches else batches
             for examples in _keeping_generators(epoch) if restore else epoch:
                 pos.batches += 1
-                if _train_step(run, plan, settings, trained, optimizer, examples, window, task):
+                if _train_step(run, plan, settings, trained, optimizer, examples, window, task,
+                               reset_at):
                     break
             restore = False
             if pos.batches >= len(batches):  # the epoch is read
@@ -163,13 +164,14 @@ def _run_stage(run: _Run, model: torch.nn.Module, index: int, plan: StagePlan,
 
 
 def _train_step(run: _Run, plan: StagePlan, settings: StageConfig, trained, optimizer,
-                examples: list[Example], window: Window, task: int) -> bool:
+                examples: list[Example], window: Window, task: int,
+                reset_at: int | None) -> bool:
     """One micro-batch; after an optimizer step, log, validate, checkpoint. True when the pass
-    is over (the stage's steps are done, or the epoch's optimizer is to be reset)."""
+    is over (the stage's steps are done, or the step `reset_at` gets a fresh optimizer)."""
     prep, cfg, pos, accelerator = run.prep, run.cfg, run.position, run.accelerator
     fraction = pos.step / plan.steps  # how far the stage is at the step this batch trains
-    batch = {k: v.to(accelerator.device)
-             for k, v in prep.method.collate(examples, plan.name, fraction, **prep.packing).items()}
+    laid_out = prep.method.collate(examples, plan.name, fraction, **prep.collate_options)
+    batch = {k: v.to(accelerator.device) for k, v in laid_out.items()}
     with accelerator.accumulate(trained):
         loss = prep.method.loss(trained, batch)
         accelerator.backward(loss)
@@ -212,8 +214,7 @@ def _train_step(run: _Run, plan: StagePlan, settings: StageConfig, trained, opti
             raise RimStopped(f"{name}: stopped after {plan.name} step {pos.step} (global step "
                              f"{pos.global_step}), checkpoint {saved}; continue with the same "
                              "command and --resume", code=128 + stop)
-    return pos.step >= plan.steps or (settings.optimizer_reset == "epoch"
-                                      and pos.step - pos.pass_start >= plan.steps_per_epoch)
+    return pos.step >= plan.steps or pos.step == reset_at
 
 
 def _save(model, prep: Prepared, out: Path, merge: bool = False) -> None:
