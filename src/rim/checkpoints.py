@@ -41,7 +41,7 @@ class Position:
     pass_start: int = 0
     """The stage step at which the current optimizer was created."""
     epoch: int = 0
-    """Passes over the data begun with the current optimizer (0-based: the one in progress)."""
+    """Passes over the data begun in the stage (0-based: the one in progress)."""
     batches: int = 0
     """Loader batches read in the current epoch."""
     window: dict[str, float] = field(default_factory=dict)
@@ -60,18 +60,28 @@ def save_checkpoint(accelerator: Accelerator, run_dir: Path, position: Position,
     final = root / f"{PREFIX}{position.global_step:08d}"
     tmp = root / f".{final.name}.tmp"
     if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for stale in root.glob(f".{PREFIX}*"):  # left by a run killed while writing or removing
+            shutil.rmtree(stale, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
     if accelerator.is_main_process:
         (tmp / PROGRESS).write_text(json.dumps(asdict(position), indent=2) + "\n")
-        shutil.rmtree(final, ignore_errors=True)
+        if final.exists():
+            _remove(final)
         tmp.rename(final)
         for old in complete_checkpoints(run_dir)[:-keep_last]:
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
     accelerator.wait_for_everyone()
     return final
+
+
+def _remove(checkpoint: Path) -> None:
+    """Delete a checkpoint so that a kill midway leaves no half of it under its name: it is
+    renamed to a hidden name first (the next save clears those)."""
+    trash = checkpoint.with_name(f".{checkpoint.name}.old")
+    checkpoint.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def complete_checkpoints(run_dir: Path) -> list[Path]:
