@@ -1,14 +1,18 @@
 """Two CPU processes (torchrun, gloo) train as one process with twice the accumulation: the same
 losses and learning rates at every step, through RiM's curriculum and its stage switch, and only
-the main process writes."""
+the main process writes. Their checkpoints hold every process's part, and a two-process run
+resumed from one ends exactly as the run that was never stopped."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
+import torch
 from helpers import write_jsonl
+from safetensors.torch import load_file
 
 from rim.config import config_from_dict
 from rim.data.generators.chain import generate_chain
@@ -19,6 +23,26 @@ from rim.run import run_training
 def step_rows(run_dir):
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return [r for r in rows if "loss" in r]
+
+
+# rim's CLI with the second process slow to save its part of a checkpoint: the checkpoint must
+# not be renamed into place (or pruned) before every process has written
+LATE_WRITER = ("import sys, time; from accelerate import Accelerator; real = Accelerator.save_state"
+               "\ndef late(self, *a, **k):\n    time.sleep(0.2 * self.process_index)\n"
+               "    return real(self, *a, **k)\nAccelerator.save_state = late\n"
+               "from rim.cli import main; sys.exit(main(sys.argv[1:]))\n")
+
+
+def torchrun(config, out, *extra):
+    """`rim train` in two CPU processes."""
+    script = out.parent / "late_writer.py"
+    script.write_text(LATE_WRITER)
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(script), "train", str(config), "--out", str(out), "--no-progress", *extra],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=280)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
 
 
 def test_two_processes_equal_one_process_with_accumulation(tmp_path):
@@ -35,14 +59,29 @@ def test_two_processes_equal_one_process_with_accumulation(tmp_path):
                     "stage2": {"steps": 2, "lr": 5e-4}},
     }
     config = tmp_path / "two.yaml"
-    config.write_text(json.dumps(raw))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "rim.cli", "train", str(config), "--out", str(tmp_path / "two"), "--no-progress"],
-        capture_output=True, text=True, env=env, timeout=280)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    config.write_text(json.dumps({**raw, "trainer": {**raw["trainer"], "save_every": 2,
+                                                     "keep_last": 5}}))
+    proc = torchrun(config, tmp_path / "two")
     assert proc.stdout.count("model saved to") == 1  # one writer
+    for step in (2, 4, 6):  # each process's generators are in every checkpoint
+        saved = tmp_path / "two" / "checkpoints" / f"step-{step:08d}"
+        assert {"random_states_0.pkl", "random_states_1.pkl", "progress.json"} <= {
+            p.name for p in saved.iterdir()}
+
+    # a kill after step 2 (stage 1, fading in progress): what the run directory held then
+    resumed = tmp_path / "resumed"
+    shutil.copytree(tmp_path / "two", resumed)
+    for later in ("model", "checkpoints/step-00000004", "checkpoints/step-00000006",
+                  "checkpoints/stage1", "checkpoints/stage2"):
+        shutil.rmtree(resumed / later)
+    torchrun(config, resumed, "--resume")
+    def trajectory(run):
+        return [(r["stage"], r["step"], r["loss"], r["lr"]) for r in step_rows(run)]
+
+    assert trajectory(resumed) == trajectory(tmp_path / "two")
+    whole, again = (load_file(str(d / "model" / "model.safetensors"))
+                    for d in (tmp_path / "two", resumed))
+    assert all(torch.equal(whole[k], again[k]) for k in whole)
 
     raw["trainer"]["grad_accum"] = 2
     run_training(config_from_dict(raw), tmp_path / "one", Reporter(enabled=False))

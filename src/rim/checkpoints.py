@@ -65,6 +65,7 @@ def save_checkpoint(accelerator: Accelerator, run_dir: Path, position: Position,
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()  # every process has written its part before the rename
     if accelerator.is_main_process:
         (tmp / PROGRESS).write_text(json.dumps(asdict(position), indent=2) + "\n")
         if final.exists():
