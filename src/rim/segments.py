@@ -134,44 +134,44 @@ def collate(
     rule itself instead of the mask: `segment_ids` [B, S] (-1 on padding) and `sees`
     [B, segments, segments] (`rim.flex.block_mask` turns them into a FlexAttention mask).
     """
+    out = _padded(examples, pad_id)
     if sparse:
-        return _collate_sparse(examples, pad_id)
-    length = max(len(e.input_ids) for e in examples)
-    batch = len(examples)
-    input_ids = torch.full((batch, length), pad_id, dtype=torch.long)
-    position_ids = torch.zeros((batch, length), dtype=torch.long)
-    labels = torch.full((batch, length), IGNORE, dtype=torch.long)
-    weights = torch.zeros((batch, length), dtype=torch.float32)
+        return {**out, **_rule(examples, out["input_ids"].shape[1])}
+    length, batch = out["input_ids"].shape[1], len(examples)
     allowed = torch.eye(length, dtype=torch.bool).repeat(batch, 1, 1)
     for b, e in enumerate(examples):
         n = len(e.input_ids)
-        input_ids[b, :n] = torch.tensor(e.input_ids)
-        position_ids[b, :n] = torch.tensor(e.position_ids)
-        labels[b, :n] = torch.tensor(e.labels)
-        weights[b, :n] = torch.tensor(e.weights)
         allowed[b, :n, :n] = attention_allowed(e)
     mask = torch.zeros((batch, 1, length, length), dtype=dtype)
     mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
-    return {
-        "input_ids": input_ids,
-        "position_ids": position_ids,
-        "attention_mask": mask,
-        "labels": labels,
-        "weights": weights,
-    }
+    return {**out, "attention_mask": mask}
 
 
-def _collate_sparse(examples: list[Packed], pad_id: int) -> dict[str, torch.Tensor]:
-    out = collate(examples, pad_id)  # ids, positions, labels, weights (the dense mask dropped)
-    del out["attention_mask"]
-    length, n_seg = out["input_ids"].shape[1], max(len(e.sees) for e in examples)
+def _padded(examples: list[Packed], pad_id: int) -> dict[str, torch.Tensor]:
+    """`input_ids`, `position_ids`, `labels`, `weights`, right-padded to the longest."""
+    length = max(len(e.input_ids) for e in examples)
+    batch = len(examples)
+    out = {"input_ids": torch.full((batch, length), pad_id, dtype=torch.long),
+           "position_ids": torch.zeros((batch, length), dtype=torch.long),
+           "labels": torch.full((batch, length), IGNORE, dtype=torch.long),
+           "weights": torch.zeros((batch, length), dtype=torch.float32)}
+    for b, e in enumerate(examples):
+        n = len(e.input_ids)
+        for key in ("input_ids", "position_ids", "labels", "weights"):
+            out[key][b, :n] = torch.tensor(getattr(e, key))
+    return out
+
+
+def _rule(examples: list[Packed], length: int) -> dict[str, torch.Tensor]:
+    """The attention rule in O(tokens + segments²) per row: `segment_ids` and `sees`."""
+    n_seg = max(len(e.sees) for e in examples)
     segment_ids = torch.full((len(examples), length), -1, dtype=torch.long)
     sees = torch.zeros((len(examples), n_seg, n_seg), dtype=torch.bool)
     for b, e in enumerate(examples):
         segment_ids[b, :len(e.segment_ids)] = torch.tensor(e.segment_ids)
         for s, seen in enumerate(e.sees):
             sees[b, s, list(seen)] = True
-    return {**out, "segment_ids": segment_ids, "sees": sees}
+    return {"segment_ids": segment_ids, "sees": sees}
 
 
 def pack_rows(examples: list[Packed], budget: int) -> list[Packed]:
