@@ -129,6 +129,55 @@ def test_step_rows_and_ratio(tiny_model, tmp_path):
     assert result["target_ratio"] == 1.3
 
 
+# --- memory ------------------------------------------------------------------------------------
+
+def test_memory_at_the_stage_switch_grows_by_the_kept_optimizer_only(tmp_path):
+    """The real trainer in two processes: with the previous stage's AdamW kept alive, stage 2
+    peaks about one AdamW state higher than with it released (8 bytes per parameter; on CPU
+    the process's resident set, so to a loose tolerance)."""
+    from rim.bench.memory import MemorySettings, run_memory
+
+    model = tmp_path / "model.yaml"
+    model.write_text(yaml.safe_dump({"model": {
+        "scratch": {"model_type": "gpt2", "n_layer": 2, "n_embd": 512, "n_head": 4},
+        "vocab_size": 64, "max_length": 64}}))
+    result = run_memory(MemorySettings(model=str(model), steps=2, batch_size=4, blocks=2,
+                                       threads=1), tmp_path / "memory")
+    assert written(tmp_path / "memory", "memory") == json.loads(json.dumps(result))
+    released, kept = result["rows"]
+    assert (released["variant"], kept["variant"]) == ("released", "kept")
+    state = released["adam_state_mib"]
+    assert state == kept["adam_state_mib"] > 40  # 8 bytes x ~6.3M parameters
+    assert kept["switch_growth_mib"] > 0.7 * state
+    assert released["switch_growth_mib"] < 0.3 * state
+    assert kept["stage2_peak_mib"] - released["stage2_peak_mib"] > 0.7 * state
+
+
+def test_runs_side_by_side_read_what_the_runs_wrote(tmp_path):
+    """`rim bench runs`: per run and stage, examples/s from metrics.jsonl, the attention and
+    packing from config.yaml; a directory that is not a run is named in one line."""
+    from rim.bench.runs import compare_runs
+
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": TINY_MODEL, "data": {"train": "gen:chain?n=32&seed=0&ops=2"},
+        "method": {"name": "rim", "blocks": 2},
+        "trainer": {"batch_size": 8, "threads": 1, "log_every": 2, "report_to": [],
+                    "stage1": {"steps": 4}, "stage2": {"steps": 2}}}))
+    for name, extra in (("padded", []), ("packed", ["trainer.packing=true"])):
+        assert main(["train", str(config), "--out", str(tmp_path / name), "--no-progress",
+                     *extra]) == 0
+    result = compare_runs([tmp_path / "padded", tmp_path / "packed"], tmp_path / "cmp")
+    assert written(tmp_path / "cmp", "runs") == json.loads(json.dumps(result))
+    assert [(r["run"], r["stage"], r["packing"]) for r in result["rows"]] == [
+        ("padded", "stage1", False), ("padded", "stage2", False),
+        ("packed", "stage1", True), ("packed", "stage2", True)]
+    for row in result["rows"]:
+        assert row["examples_per_s"] == pytest.approx(row["steps"] * 8 / row["seconds"])
+    assert result["rows"][0]["steady_examples_per_s"] > 0  # stage 1 logged two windows
+    assert main(["bench", "runs", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+
+
 # --- accuracy ----------------------------------------------------------------------------------
 
 def sweep_file(tmp_path: Path, methods, seeds, concurrent=1) -> Path:

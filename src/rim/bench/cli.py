@@ -1,4 +1,4 @@
-"""`rim bench latency|accuracy|step`: `register(subparsers)` adds them to the main CLI.
+"""`rim bench latency|accuracy|step|memory|runs`: `register(subparsers)` adds them to the main CLI.
 
 Each benchmark reads an optional settings file (configs/bench/*.yaml); its flags are generated
 from the settings type (`rim.settings_cli`), and a flag given on the command line wins.
@@ -17,13 +17,17 @@ SWEEP_FLAGS = ("seeds", "concurrent", "threads")
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``bench latency``, ``bench accuracy`` and ``bench step`` to argparse subparsers."""
+    """Add ``bench latency``, ``accuracy``, ``step``, ``memory`` and ``runs`` to argparse
+    subparsers."""
     from rim.bench.latency import LatencySettings
+    from rim.bench.memory import MemorySettings
     from rim.bench.step import StepSettings
     from rim.bench.sweep import SweepFile
 
-    bench = subparsers.add_parser("bench", help="benchmarks: latency, accuracy, training step")
-    sub = bench.add_subparsers(dest="bench_command", metavar="{latency,accuracy,step}",
+    bench = subparsers.add_parser("bench", help="benchmarks: latency, accuracy, training step, "
+                                  "memory, runs side by side")
+    sub = bench.add_subparsers(dest="bench_command",
+                               metavar="{latency,accuracy,step,memory,runs}",
                                required=True)
 
     p = sub.add_parser("latency", help="time to first answer token, answers/s, per method",
@@ -50,6 +54,22 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/bench/step", help="output directory")
     add_flags(p, StepSettings)
     p.set_defaults(func=cmd_step)
+
+    p = sub.add_parser("memory", help="peak memory at the stage switch: previous optimizer "
+                       "released vs kept",
+                       epilog="example: rim bench memory --model configs/model/gpt2-small.yaml "
+                              "--out runs/bench/memory")
+    p.add_argument("--config", help="settings file (configs/bench/memory-*.yaml)")
+    p.add_argument("--out", default="runs/bench/memory", help="output directory")
+    add_flags(p, MemorySettings)
+    p.set_defaults(func=cmd_memory)
+
+    p = sub.add_parser("runs", help="finished training runs side by side: examples/s and loss "
+                       "per stage",
+                       epilog="example: rim bench runs runs/dense runs/flex --out runs/bench/runs")
+    p.add_argument("runs", nargs="+", help="run directories (rim train --out)")
+    p.add_argument("--out", default="runs/bench/runs", help="output directory")
+    p.set_defaults(func=cmd_runs)
     return bench
 
 
@@ -80,4 +100,21 @@ def cmd_step(args: argparse.Namespace) -> int:
     settings = load_settings(StepSettings, args.config, PATH_SETTINGS,
                              **flag_values(args, StepSettings))
     run_step(settings, args.out, console)
+    return 0
+
+
+def cmd_memory(args: argparse.Namespace) -> int:
+    from rim.bench.common import load_settings
+    from rim.bench.memory import PATH_SETTINGS, MemorySettings, run_memory
+
+    settings = load_settings(MemorySettings, args.config, PATH_SETTINGS,
+                             **flag_values(args, MemorySettings))
+    run_memory(settings, args.out, console)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from rim.bench.runs import compare_runs
+
+    compare_runs(args.runs, args.out, console)
     return 0
