@@ -93,3 +93,20 @@ def test_two_processes_equal_one_process_with_accumulation(tmp_path):
     stages = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text()
               .splitlines() if '"event": "stage"' in line]
     assert [s["plan"]["effective_batch"] for s in stages] == [16, 16]
+
+
+def test_a_sharded_launch_on_cpus_says_it_runs_unsharded(tmp_path, monkeypatch, caplog):
+    """Accelerate selects FSDP and DeepSpeed on GPUs only; on CPUs the user is told."""
+    from rim.progress import log
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setattr(log, "propagate", True)  # `rim` commands send it to the console only
+    raw = {"model": {"scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 16, "n_head": 2},
+                     "vocab_size": 48, "max_length": 64},
+           "data": {"train": "gen:chain?n=16&seed=0&ops=2"}, "method": {"name": "rim"},
+           "trainer": {"batch_size": 8, "threads": 1, "report_to": [],
+                       "stage1": {"steps": 1}, "stage2": {"steps": 1}}}
+    with caplog.at_level("WARNING", logger="rim"):
+        run_training(config_from_dict(raw), tmp_path / "run", Reporter(enabled=False))
+    assert "asked for FSDP, but Accelerate did not select it" in caplog.text
+    assert "this run is NO" in caplog.text

@@ -12,6 +12,7 @@ resume exactly where it was (`rim.checkpoints`).
 from __future__ import annotations
 
 import math
+import os
 import signal
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class _Run:
             cpu=not torch.cuda.is_available(),
             # the order of examples is a function of the seed and the epoch, whatever the processes
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+        _warn_if_not_sharded(self.accelerator)
         self.accelerator.init_trackers(
             "tb", config=cfg.to_dict() if "wandb" in cfg.trainer.report_to else None)
         if not self.accelerator.is_main_process:
@@ -85,18 +87,27 @@ def train(prep: Prepared, run_dir: Path, reporter: Reporter, resume: bool = Fals
                     _set_stage_dropout(model, getattr(cfg.trainer, plan.settings))
                     continue
                 previous = _run_stage(run, model, index, plan, previous)
-                if run.accelerator.is_main_process:
-                    _save(model, prep, run_dir / "checkpoints" / plan.name)
+                _save(run.accelerator, model, prep, run_dir / "checkpoints" / plan.name)
         if run.validator is not None and cfg.trainer.keep_best:
             run.validator.restore_best(model)
         final = run_dir / "model"
-        if run.accelerator.is_main_process:
-            _save(model, prep, final, merge=True)
+        _save(run.accelerator, model, prep, final, merge=True)
         run.accelerator.wait_for_everyone()
     finally:
         run.metrics.close()
         run.accelerator.end_training()
     return final
+
+
+def _warn_if_not_sharded(accelerator: Accelerator) -> None:
+    """Accelerate shards (FSDP, DeepSpeed) on GPUs only: launched with such a config on CPUs,
+    the run is plain data parallel, which the user should know."""
+    for name in ("FSDP", "DEEPSPEED"):
+        if (os.environ.get(f"ACCELERATE_USE_{name}", "").lower() == "true"
+                and accelerator.distributed_type.name != name and accelerator.is_main_process):
+            log.warning("the launch asked for %s, but Accelerate did not select it (it does on "
+                        "GPUs only, under accelerate launch or torchrun): this run is %s", name,
+                        accelerator.distributed_type.name)
 
 
 def _set_stage_dropout(model: torch.nn.Module, settings: StageConfig) -> None:
@@ -182,12 +193,16 @@ def _train_step(run: _Run, plan: StagePlan, settings: StageConfig, trained, opti
                 accelerator.clip_grad_norm_(trained.parameters(), cfg.trainer.grad_clip)
         optimizer.step()
         optimizer.zero_grad()
-    # the loss of the optimizer step's whole batch: the mean over the processes
-    value = accelerator.reduce(loss.detach(), "mean").item()
+    # the loss of the optimizer step's whole batch (the mean over the processes) and its real
+    # tokens (the sum), in one reduction
+    counts = torch.stack([loss.detach().float(), torch.tensor(
+        float(prep.method.tokens(laid_out)), device=loss.device)])
+    total_loss, tokens = accelerator.reduce(counts, "sum").tolist()
+    value = total_loss / accelerator.num_processes
     if not math.isfinite(value):
         raise RimRunError(f"loss is not finite at {plan.name} step {pos.step + 1}; the last "
                           f"checkpoint is kept (lower trainer.{plan.settings}.lr)")
-    window.add(value, batch["input_ids"].numel() * accelerator.num_processes)
+    window.add(value, int(tokens))
     if not accelerator.sync_gradients:
         return False
     pos.step, pos.global_step = pos.step + 1, pos.global_step + 1
@@ -217,12 +232,18 @@ def _train_step(run: _Run, plan: StagePlan, settings: StageConfig, trained, opti
     return pos.step >= plan.steps or pos.step == reset_at
 
 
-def _save(model, prep: Prepared, out: Path, merge: bool = False) -> None:
-    """Save a Hugging Face model + tokenizer (+ rim.json). LoRA is merged into the final model."""
+def _save(accelerator: Accelerator, model, prep: Prepared, out: Path,
+          merge: bool = False) -> None:
+    """Save a Hugging Face model + tokenizer (+ rim.json); LoRA is merged into the final model.
+    Every process calls it (under FSDP they gather the sharded weights); the main one writes."""
     if merge and hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
+    sharded = accelerator.distributed_type.name == "FSDP"
+    state = {"state_dict": accelerator.get_state_dict(model)} if sharded else {}
+    if not accelerator.is_main_process:
+        return
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
+    model.save_pretrained(out, safe_serialization=True, **state)
     prep.tok.save_pretrained(out)
     prep.run_info().save(out)
 

@@ -48,7 +48,9 @@ class Validator:
                 self.best = accuracy
                 if prep.cfg.trainer.keep_best:
                     self.best_file.parent.mkdir(parents=True, exist_ok=True)
-                    save_model(model, str(self.best_file))
+                    partial = self.best_file.with_name(f".{self.best_file.name}.tmp")
+                    save_model(model, str(partial))
+                    partial.replace(self.best_file)  # a kill mid-write leaves the old best
             result = {"accuracy": accuracy, "best_accuracy": self.best, "improved": improved}
         accelerator.wait_for_everyone()
         return result
