@@ -158,6 +158,7 @@ def test_fewer_steps_than_stage_still_get_all_thoughts_and_batch_aligns():
         [0, 0, 4, 90, 91, 91, 91, 91, 92, 30, 31, 21, 22, 0],
     ]
     assert batch["attention_mask"][1].tolist() == [0, 0] + [1] * 11 + [0]
+    assert method.tokens(batch) == 14 + 11  # what throughput counts: no padding
     assert batch["position_ids"][1, 2:13].tolist() == list(range(11))
     assert batch["labels"][1].tolist() == [-100] * 8 + [30, 31, 21, 22, 93, -100]
 

@@ -57,10 +57,13 @@ def test_packed_rows_give_the_same_loss_and_gradients():
             loss = method.loss(model, batch)
             loss.backward()
             grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
-            results.append((stage, batch["input_ids"].shape[0], loss.item(), grads))
-    for (_, rows, loss, grads), (_, packed_rows, packed_loss, packed_grads) in zip(
-            results[::2], results[1::2]):
+            results.append((batch["input_ids"].shape[0], loss.item(), grads,
+                            (method.tokens(batch), batch["input_ids"].numel())))
+    for (rows, loss, grads, (tokens, padded)), (packed_rows, packed_loss, packed_grads,
+                                                (packed_tokens, _)) in zip(results[::2],
+                                                                          results[1::2]):
         assert packed_rows < rows  # several examples share a row
+        assert packed_tokens == tokens < padded  # throughput counts no padding
         assert packed_loss == pytest.approx(loss, rel=1e-5)
         assert torch.allclose(packed_grads, grads, atol=1e-6, rtol=1e-4)
 

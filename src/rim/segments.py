@@ -129,7 +129,8 @@ def collate(
     """Right-pad a batch and build the additive 4D mask.
 
     Returns `input_ids`, `position_ids`, `attention_mask` ([B, 1, S, S], 0 or finfo.min),
-    `labels` (-100 where nothing is predicted) and `weights` (per-token loss weights).
+    `labels` (-100 where nothing is predicted), `weights` (per-token loss weights) and `tokens`
+    (the number of positions that are not padding).
     A padding position sees only itself, so no mask row is fully blocked. With `sparse`, the
     rule itself instead of the mask: `segment_ids` [B, S] (-1 on padding) and `sees`
     [B, segments, segments] (`rim.flex.block_mask` turns them into a FlexAttention mask).
@@ -148,13 +149,15 @@ def collate(
 
 
 def _padded(examples: list[Packed], pad_id: int) -> dict[str, torch.Tensor]:
-    """`input_ids`, `position_ids`, `labels`, `weights`, right-padded to the longest."""
+    """`input_ids`, `position_ids`, `labels`, `weights`, right-padded to the longest, and
+    `tokens`: how many are not padding."""
     length = max(len(e.input_ids) for e in examples)
     batch = len(examples)
     out = {"input_ids": torch.full((batch, length), pad_id, dtype=torch.long),
            "position_ids": torch.zeros((batch, length), dtype=torch.long),
            "labels": torch.full((batch, length), IGNORE, dtype=torch.long),
-           "weights": torch.zeros((batch, length), dtype=torch.float32)}
+           "weights": torch.zeros((batch, length), dtype=torch.float32),
+           "tokens": torch.tensor(sum(len(e.input_ids) for e in examples))}
     for b, e in enumerate(examples):
         n = len(e.input_ids)
         for key in ("input_ids", "position_ids", "labels", "weights"):

@@ -103,6 +103,10 @@ class Method(Protocol):
         """The training loss of a collated batch."""
         ...
 
+    def tokens(self, batch: dict[str, torch.Tensor]) -> int:
+        """The real (not padding) tokens of a collated batch: what throughput counts."""
+        ...
+
     def sequence_length(self, ex: Example, stage: str) -> int:
         """Positions the longest training sequence of `ex` at `stage` takes."""
         ...
@@ -195,6 +199,9 @@ class SegmentMethod:
                        position_ids=batch["position_ids"]).logits
         examples = int(batch["examples"]) if "examples" in batch else None
         return weighted_loss(logits, batch["labels"], batch["weights"], examples)
+
+    def tokens(self, batch: dict[str, torch.Tensor]) -> int:
+        return int(batch["tokens"])
 
     def generate(self, model: PreTrainedModel, questions: list[tuple[int, ...]],
                  max_new_tokens: int, ignore_eos: bool = False) -> Generation:

@@ -182,6 +182,9 @@ class Coconut:
         nothing is scored), and the 0-dim `prefix_len` and `thoughts` (column counts)."""
         return collate_sequences([self.sequence(ex, stage) for ex in batch], self.special)
 
+    def tokens(self, batch: dict[str, torch.Tensor]) -> int:
+        return int(batch["attention_mask"].sum())
+
     def loss(self, model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean NLL of the text after `</b>`: prefix pass, thought passes, then `</b>` + text."""
         start = int(batch["prefix_len"]) + int(batch["thoughts"])
