@@ -110,3 +110,26 @@ def test_a_sharded_launch_on_cpus_says_it_runs_unsharded(tmp_path, monkeypatch, 
         run_training(config_from_dict(raw), tmp_path / "run", Reporter(enabled=False))
     assert "asked for FSDP, but Accelerate did not select it" in caplog.text
     assert "this run is NO" in caplog.text
+
+
+def test_evaluation_while_training_is_refused_when_sharded_over_several_gpus(tmp_path, monkeypatch):
+    """FSDP over several GPUs (the environment `accelerate launch` sets, CUDA pretended): the
+    main process cannot evaluate a sharded model alone, so `eval_every` is refused up front
+    instead of hanging, and nothing is written."""
+    import rim.run
+    from rim.errors import RimInputError
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    monkeypatch.setattr(rim.run.torch.cuda, "is_available", lambda: True)
+    raw = {"data": {"train": "gen:chain?n=16&seed=0&ops=2", "eval": "gen:chain?n=8&seed=1&ops=2"},
+           "trainer": {"eval_every": 10}}
+    with pytest.raises(RimInputError, match="cannot run under FSDP") as err:
+        run_training(config_from_dict(raw), tmp_path / "run", Reporter(enabled=False))
+    assert err.value.source == "trainer.eval_every"
+    assert not (tmp_path / "run").exists()
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3")
+    with pytest.raises(RimInputError, match="cannot run under DeepSpeed ZeRO-3"):
+        run_training(config_from_dict(raw), tmp_path / "run", Reporter(enabled=False))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -33,6 +34,7 @@ def run_training(cfg: Config, out: str | Path, reporter: Reporter | None = None,
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RimInputError("is a file, not a run directory", source=str(out))
+    _check_sharding(cfg)
     if resume:
         _check_resumable(cfg, out)
     elif out.exists() and any(out.iterdir()):
@@ -58,6 +60,23 @@ def run_training(cfg: Config, out: str | Path, reporter: Reporter | None = None,
     saved = {k: v for k, v in result.items() if k not in ("correct", "block_predictions")}
     (out / "eval.json").write_text(json.dumps(saved, indent=2) + "\n")
     return result
+
+
+def _check_sharding(cfg: Config) -> None:
+    """Evaluation during training runs on the main process alone, which a model whose weights
+    are sharded over several GPUs (FSDP, DeepSpeed ZeRO-3) cannot do: refused before anything
+    runs, not hung."""
+    env = os.environ
+    sharded = [name for name, on in (
+        ("FSDP", env.get("ACCELERATE_USE_FSDP", "").lower() == "true"),
+        ("DeepSpeed ZeRO-3", env.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
+         and env.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3")) if on]
+    if (sharded and cfg.trainer.eval_every and torch.cuda.is_available()
+            and int(os.environ.get("WORLD_SIZE", "1")) > 1):
+        raise RimInputError(f"evaluation during training cannot run under {sharded[0]} with "
+                            "several processes (the main process would evaluate a sharded model "
+                            "alone); drop it and evaluate the saved model",
+                            source="trainer.eval_every")
 
 
 def _check_resumable(cfg: Config, out: Path) -> None:
