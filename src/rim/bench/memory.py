@@ -74,6 +74,9 @@ def run_memory(settings: MemorySettings, out: str | Path, console: Console | Non
     """Run both variants, each in a fresh process; write memory.json/.md and print the table."""
     if settings.device.startswith("cuda") and not torch.cuda.is_available():
         raise RimInputError("CUDA is not available on this machine", source="device")
+    if settings.device == "cpu" and not Path("/proc/self/clear_refs").exists():
+        raise RimInputError("on CPU the peak is read from Linux's /proc/self (not here): use a "
+                            "CUDA device", source="device")
     if settings.device == "cpu" and torch.cuda.is_available():
         raise RimInputError("the trainer takes the GPU when there is one: use device cuda",
                             source="device")
@@ -83,7 +86,7 @@ def run_memory(settings: MemorySettings, out: str | Path, console: Console | Non
     for variant in VARIANTS:
         if console is not None:
             console.print(f"training with the previous optimizer {variant} ...")
-        rows.append(_measure_in_process(settings, variant))
+        rows.append(_measure_in_a_fresh_process(settings, variant))
     result = {
         "device": report.device_description(settings.device),
         "measure": "torch.cuda.max_memory_allocated" if settings.device != "cpu"
@@ -96,7 +99,7 @@ def run_memory(settings: MemorySettings, out: str | Path, console: Console | Non
     return result
 
 
-def _measure_in_process(settings: MemorySettings, variant: str) -> dict:
+def _measure_in_a_fresh_process(settings: MemorySettings, variant: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         answer = Path(tmp) / "row.json"
         code = ("import sys; from rim.bench.memory import measure; "
