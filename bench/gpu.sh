@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU evidence issue in one device call (about 8 minutes on one H100), in this order:
 #   1. correctness on the device: the layout-equivalence and cached-decoding tests, fp32 and
-#      bf16 (bf16 to 0.05 on the logits);
+#      bf16 (bf16 to 0.05 on the logits); FlexAttention's logits, loss and gradients against
+#      the dense mask;
 #   2. latency of a GPT-2-small-sized and a Llama-1B-sized random model in bf16;
 #   3. training step: RiM against plain SFT on GPT-2-small shapes, and packed against padded
 #      on GSM8k-Aug lengths (when ../shared/data is there); then the real trainer on a
@@ -57,6 +58,11 @@ checks() {
 }
 step "correctness ($dev, fp32 and bf16)" checks
 tail -1 "$res/check-fp32.txt" "$res/check-bf16.txt"
+# FlexAttention against the dense mask, padded and packed: logits, and on a GPU the loss and
+# every gradient of a training step (torch has no flex backward on CPU: skipped there)
+step "flexattention ($dev)" bash -c "RIM_TEST_DEVICE=$dev python3 -m pytest -q -rs \
+  -p no:cacheprovider tests/test_segments.py -k flex > '$res/check-flex.txt' 2>&1"
+tail -3 "$res/check-flex.txt"
 
 # the trainer with each attention layout, then side by side (FlexAttention trains on GPUs only:
 # the smoke run puts SDPA in its place to check the plumbing)
