@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
-# The GPU evidence issue in one device call (about 8 minutes on one H100), in this order:
+# GPU checks in device calls of at most 9 minutes each, in two parts (PARTS, default
+# "evidence"; the smoke mode runs both):
+# evidence: the GPU evidence issue, about 8 minutes on one H100, in this order:
 #   1. correctness on the device: the layout-equivalence and cached-decoding tests, fp32 and
-#      bf16 (bf16 to 0.05 on the logits); FlexAttention's logits, loss and gradients against
-#      the dense mask;
+#      bf16 (bf16 to 0.05 on the logits);
 #   2. latency of a GPT-2-small-sized and a Llama-1B-sized random model in bf16;
 #   3. training step: RiM against plain SFT on GPT-2-small shapes, and packed against padded
-#      on GSM8k-Aug lengths (when ../shared/data is there); then the real trainer on a
-#      Llama-shaped model: dense 4D mask padded, dense packed, FlexAttention packed;
-#   4. the table-lookup accuracy sweep, five methods at once on the one GPU, seed 0, capped;
-#   5. long-run checks: peak memory at the stage switch (previous optimizer released vs kept),
-#      and FSDP through `accelerate launch` (one process) with a checkpoint resumed exactly.
+#      on GSM8k-Aug lengths (when ../shared/data is there);
+#   4. the table-lookup accuracy sweep, five methods at once on the one GPU, seed 0, capped.
+# long: the long-run issue's GPU checks, about 4 minutes:
+#   5. FlexAttention's logits, loss and gradients against the dense mask, padded and packed;
+#   6. the real trainer on a Llama-shaped model: dense 4D mask padded, dense packed,
+#      FlexAttention packed, side by side (`rim bench runs`);
+#   7. peak memory at the stage switch (previous optimizer released vs kept);
+#   8. FSDP through `accelerate launch` (one process) with a checkpoint resumed exactly.
 # Every step writes under runs/gpu; after each step what finished is packed into
 # $OUT/gpu-results.tgz (no weights) and $OUT/summary.txt, so a run cut off by its limit still
 # returns what it did.
-#   OUT=$OUT bash bench/gpu.sh            # on the device machine, from the repository root
-#   SMOKE=1 OUT=/tmp/x bash bench/gpu.sh  # the same steps on CPU, tiny sizes, in ~2 minutes
+#   OUT=$OUT bash bench/gpu.sh                 # on the device machine, from the repository root
+#   PARTS=long OUT=$OUT bash bench/gpu.sh      # the second call
+#   SMOKE=1 OUT=/tmp/x bash bench/gpu.sh       # every step on CPU, tiny sizes, in ~2 minutes
 set -uo pipefail
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 smoke=${SMOKE:-0}
+parts=" ${PARTS:-$( [ "$smoke" = 1 ] && echo "evidence long" || echo evidence )} "
+want() { [[ "$parts" == *" $1 "* ]]; }
 res=runs/gpu$([ "$smoke" = 1 ] && echo -smoke)
 out=${OUT:-$res}
 mkdir -p "$res" "$out"
@@ -56,13 +63,13 @@ checks() {
     -p no:cacheprovider tests/test_layout_equivalence.py tests/test_infer.py \
     > "$res/check-bf16.txt" 2>&1
 }
-step "correctness ($dev, fp32 and bf16)" checks
-tail -1 "$res/check-fp32.txt" "$res/check-bf16.txt"
 # FlexAttention against the dense mask, padded and packed: logits, and on a GPU the loss and
 # every gradient of a training step (torch has no flex backward on CPU: skipped there)
-step "flexattention ($dev)" bash -c "RIM_TEST_DEVICE=$dev python3 -m pytest -q -rs \
-  -p no:cacheprovider tests/test_segments.py -k flex > '$res/check-flex.txt' 2>&1"
-tail -3 "$res/check-flex.txt"
+flex_check() {
+  RIM_TEST_DEVICE=$dev python3 -m pytest -q -rs -p no:cacheprovider tests/test_segments.py \
+    -k flex > "$res/check-flex.txt" 2>&1
+  local rc=$?; tail -3 "$res/check-flex.txt"; return $rc
+}
 
 # the trainer with each attention layout, then side by side (FlexAttention trains on GPUs only:
 # the smoke run puts SDPA in its place to check the plumbing)
@@ -108,33 +115,42 @@ sys.exit(0 if rows[0] == rows[1] else 1)
 PY
 }
 
-if [ "$smoke" = 1 ]; then
-  step "latency" rim bench latency --model configs/model/tiny.yaml --batches 1 4 --warmup 0 \
-    --repeats 1 --out "$res/latency-gpt2-small"
-  step "training step" rim bench step --model configs/model/tiny.yaml --batch-size 8 \
-    --repeats 1 --warmup 0 --pack-length 256 --out "$res/step" \
-    $( [ -f "$gsm" ] && echo --data "$gsm" )
+if want evidence; then
+  step "correctness ($dev, fp32 and bf16)" checks
+  tail -1 "$res/check-fp32.txt" "$res/check-bf16.txt"
+  if [ "$smoke" = 1 ]; then
+    step "latency" rim bench latency --model configs/model/tiny.yaml --batches 1 4 --warmup 0 \
+      --repeats 1 --out "$res/latency-gpt2-small"
+    step "training step" rim bench step --model configs/model/tiny.yaml --batch-size 8 \
+      --repeats 1 --warmup 0 --pack-length 256 --out "$res/step" \
+      $( [ -f "$gsm" ] && echo --data "$gsm" )
+    step "accuracy sweep" timeout 300 python3 -m rim.cli bench accuracy \
+      configs/bench/smoke-lookup.yaml --out "$res/accuracy-lookup"
+  else
+    step "latency gpt2-small" rim bench latency --config configs/bench/latency-gpt2-gpu.yaml \
+      --out "$res/latency-gpt2-small"
+    step "latency llama-1b" rim bench latency --config configs/bench/latency-llama1b-gpu.yaml \
+      --out "$res/latency-llama-1b"
+    step "training step" rim bench step --device cuda --model configs/model/gpt2-small.yaml \
+      --batch-size 64 --blocks 8 --repeats 10 --pack-length 1024 --out "$res/step" \
+      $( [ -f "$gsm" ] && echo --data "$gsm" )
+    timeout 330 python3 -m rim.cli bench accuracy configs/bench/accuracy-lookup-gpu.yaml \
+      --out "$res/accuracy-lookup" --seeds 0 --concurrent 5
+    step "accuracy sweep (summary)" rim bench accuracy configs/bench/accuracy-lookup-gpu.yaml \
+      --out "$res/accuracy-lookup" --seeds 0 --report-only
+  fi
+fi
+
+if want long; then
+  step "flexattention ($dev)" flex_check
   step "trainer layouts" trainer_layouts
-  step "accuracy sweep" timeout 300 python3 -m rim.cli bench accuracy \
-    configs/bench/smoke-lookup.yaml --out "$res/accuracy-lookup"
-  step "memory at the stage switch" rim bench memory --steps 1 --batch-size 4 --blocks 2 \
-    --out "$res/memory"
-  step "fsdp and resume" fsdp
-else
-  step "latency gpt2-small" rim bench latency --config configs/bench/latency-gpt2-gpu.yaml \
-    --out "$res/latency-gpt2-small"
-  step "latency llama-1b" rim bench latency --config configs/bench/latency-llama1b-gpu.yaml \
-    --out "$res/latency-llama-1b"
-  step "training step" rim bench step --device cuda --model configs/model/gpt2-small.yaml \
-    --batch-size 64 --blocks 8 --repeats 10 --pack-length 1024 --out "$res/step" \
-    $( [ -f "$gsm" ] && echo --data "$gsm" )
-  step "trainer layouts" trainer_layouts
-  timeout 300 python3 -m rim.cli bench accuracy configs/bench/accuracy-lookup-gpu.yaml \
-    --out "$res/accuracy-lookup" --seeds 0 --concurrent 5
-  step "accuracy sweep (summary)" rim bench accuracy configs/bench/accuracy-lookup-gpu.yaml \
-    --out "$res/accuracy-lookup" --seeds 0 --report-only
-  step "memory at the stage switch" rim bench memory --device cuda --precision bf16 \
-    --model configs/model/gpt2-small.yaml --out "$res/memory"
+  if [ "$smoke" = 1 ]; then
+    step "memory at the stage switch" rim bench memory --steps 1 --batch-size 4 --blocks 2 \
+      --out "$res/memory"
+  else
+    step "memory at the stage switch" rim bench memory --device cuda --precision bf16 \
+      --model configs/model/gpt2-small.yaml --out "$res/memory"
+  fi
   step "fsdp and resume" fsdp
 fi
 
