@@ -18,7 +18,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from rim.config import Config
 from rim.data.sources import load_records
 from rim.errors import RimInputError
-from rim.methods import SpecialIds, make_method
+from rim.methods import method_plan
 from rim.modeling import dropout_by_kind
 from rim.runinfo import model_directory
 from rim.schedule import plan_stages
@@ -30,7 +30,7 @@ def dry_run(cfg: Config) -> dict[str, Any]:
     if not cfg.data.train:
         raise RimInputError("field 'data.train' is required", source="config")
     n = len(load_records(cfg.data.train))
-    method = make_method(cfg.method, SpecialIds(0, 1, 2, 3, 4))  # ids do not matter here
+    method = method_plan(cfg.method)
     processes = int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate launch and torchrun
     plans = plan_stages(cfg, method, n, processes, architecture_dropout(cfg))
     return {"method": cfg.method.name, "examples": n, "processes": processes,

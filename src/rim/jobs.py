@@ -29,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from rim.config import Config
 from rim.errors import RimStopped
-from rim.methods import SpecialIds, make_method
+from rim.methods import method_plan
 from rim.progress import Reporter, log
 
 
@@ -44,7 +44,7 @@ class Job:
     @property
     def total_steps(self) -> int | None:
         """Optimizer steps of all stages when the config counts them in steps (else None)."""
-        method = make_method(self.cfg.method, SpecialIds(0, 1, 2, 3, 4))  # ids do not matter
+        method = method_plan(self.cfg.method)
         counts = [getattr(self.cfg.trainer, method.settings(s)).steps for s in method.stages]
         return None if None in counts else sum(counts)
 

@@ -43,5 +43,11 @@ def make_method(config: MethodConfig | str, special: SpecialIds, **settings: Any
     return METHODS[config.name](special, config)
 
 
+def method_plan(config: MethodConfig) -> Method:
+    """The method of `config` for questions about its stages and their settings, before any
+    tokenizer exists (dry runs, sweeps): its token ids are placeholders, not for layouts."""
+    return make_method(config, SpecialIds(0, 1, 2, 3, 4))
+
+
 __all__ = ["METHODS", "AnyMethodConfig", "BlockConfig", "Method", "MethodConfig", "SegmentMethod",
-           "SpecialIds", "make_method", "method_config"]
+           "SpecialIds", "make_method", "method_config", "method_plan"]
