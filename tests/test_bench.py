@@ -175,6 +175,16 @@ def test_runs_side_by_side_read_what_the_runs_wrote(tmp_path):
     for row in result["rows"]:
         assert row["examples_per_s"] == pytest.approx(row["steps"] * 8 / row["seconds"])
     assert result["rows"][0]["steady_examples_per_s"] > 0  # stage 1 logged two windows
+    assert all(r["max_memory_mib"] is None for r in result["rows"])  # CPU: not logged
+    metrics = tmp_path / "padded" / "metrics.jsonl"  # as the trainer logs it on CUDA
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    for i, row in enumerate(rows):
+        if "loss" in row:
+            row["max_memory_mib"] = 100.0 + i
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    peaks = [r["max_memory_mib"] for r in compare_runs([tmp_path / "padded"], tmp_path / "m")["rows"]]
+    assert peaks == [max(100.0 + i for i, r in enumerate(rows) if r.get("stage") == stage
+                         and "loss" in r) for stage in ("stage1", "stage2")]
     assert main(["bench", "runs", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
 
 

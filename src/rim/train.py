@@ -210,6 +210,8 @@ def _train_step(run: _Run, plan: StagePlan, settings: StageConfig, trained, opti
         row = {"step": pos.global_step, "stage": plan.name, "stage_step": pos.step,
                "loss": window.mean_loss(), "lr": optimizer.param_groups[0]["lr"],
                "fraction": fraction, **window.rates()}
+        if accelerator.device.type == "cuda":  # the peak so far, this process's GPU
+            row["max_memory_mib"] = torch.cuda.max_memory_allocated(accelerator.device) / 2**20
         run.metrics.log(row)
         run.reporter.advance(task, pos.step, row)
         window.reset_loss()

@@ -4,8 +4,9 @@ Per run and stage: its attention kernel and packing (from config.yaml), the opti
 the stage's seconds, and examples per second: optimizer steps x effective batch / seconds.
 Examples, not tokens: a padded and a packed run train on the same examples but on different
 numbers of (padding) tokens. `steady` leaves out the first log window, which holds the
-warm-up (and FlexAttention's compilation). Also the last logged loss and, where the run
-evaluated, its final-block accuracy.
+warm-up (and FlexAttention's compilation). Also the GPU memory peak (on CUDA the trainer logs
+`max_memory_mib`, the peak so far, in every metrics row), the last logged loss and, where the
+run evaluated, its final-block accuracy.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ COLUMNS = [
     report.Column("seconds", "seconds", report.fixed(1)),
     report.Column("examples_per_s", "examples/s", report.fixed(0)),
     report.Column("steady_examples_per_s", "examples/s after the first window", report.fixed(0)),
+    report.Column("max_memory_mib", "GPU memory peak (MiB)", report.fixed(0)),
     report.Column("last_loss", "last loss", report.fixed(4)),
     report.Column("accuracy", "accuracy", report.percent()),
 ]
@@ -95,6 +97,8 @@ def _rows(run: Path) -> list[dict]:
             "seconds": seconds,
             "examples_per_s": logged[-1]["stage_step"] * batch / seconds,
             "steady_examples_per_s": statistics.median(windows) if windows else None,
+            "max_memory_mib": max((m["max_memory_mib"] for m in logged
+                                   if "max_memory_mib" in m), default=None),
             "last_loss": logged[-1]["loss"],
             "accuracy": accuracy,
         })
