@@ -19,9 +19,7 @@ SWEEP_FLAGS = ("seeds", "concurrent", "threads")
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``bench latency``, ``accuracy``, ``step``, ``memory`` and ``runs`` to argparse
     subparsers."""
-    from rim.bench.latency import LatencySettings
-    from rim.bench.memory import MemorySettings
-    from rim.bench.step import StepSettings
+    from rim.bench import latency, memory, step
     from rim.bench.sweep import SweepFile
 
     bench = subparsers.add_parser("bench", help="benchmarks: latency, accuracy, training step, "
@@ -30,13 +28,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                                metavar="{latency,accuracy,step,memory,runs}",
                                required=True)
 
-    p = sub.add_parser("latency", help="time to first answer token, answers/s, per method",
-                       epilog="example: rim bench latency --config "
-                              "configs/bench/latency-gpt2-gpu.yaml --out runs/bench/latency")
-    p.add_argument("--config", help="settings file (configs/bench/latency-*.yaml)")
-    p.add_argument("--out", default="runs/bench/latency", help="output directory")
-    add_flags(p, LatencySettings)
-    p.set_defaults(func=cmd_latency)
+    _settings_bench(sub, "latency", latency.LatencySettings, latency.run_latency, latency.PATH_SETTINGS,
+                    help="time to first answer token, answers/s, per method",
+                    epilog="example: rim bench latency --config "
+                           "configs/bench/latency-gpt2-gpu.yaml --out runs/bench/latency")
 
     p = sub.add_parser("accuracy", help="train every method x seed, compare final-block accuracy",
                        epilog="example: rim bench accuracy configs/bench/accuracy-chain-cpu.yaml "
@@ -48,21 +43,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--report-only", action="store_true", help="summarise finished runs only")
     p.set_defaults(func=cmd_accuracy)
 
-    p = sub.add_parser("step", help="training step time: RiM one-pass layout vs plain SFT",
-                       epilog="example: rim bench step --device cuda --batch-size 256")
-    p.add_argument("--config", help="settings file (configs/bench/step-*.yaml)")
-    p.add_argument("--out", default="runs/bench/step", help="output directory")
-    add_flags(p, StepSettings)
-    p.set_defaults(func=cmd_step)
-
-    p = sub.add_parser("memory", help="peak memory at the stage switch: previous optimizer "
-                       "released vs kept",
-                       epilog="example: rim bench memory --model configs/model/gpt2-small.yaml "
-                              "--out runs/bench/memory")
-    p.add_argument("--config", help="settings file (configs/bench/memory-*.yaml)")
-    p.add_argument("--out", default="runs/bench/memory", help="output directory")
-    add_flags(p, MemorySettings)
-    p.set_defaults(func=cmd_memory)
+    _settings_bench(sub, "step", step.StepSettings, step.run_step, step.PATH_SETTINGS,
+                    help="training step time: RiM one-pass layout vs plain SFT",
+                    epilog="example: rim bench step --device cuda --batch-size 256")
+    _settings_bench(sub, "memory", memory.MemorySettings, memory.run_memory, memory.PATH_SETTINGS,
+                    help="peak memory at the stage switch: previous optimizer released vs kept",
+                    epilog="example: rim bench memory --model configs/model/gpt2-small.yaml "
+                           "--out runs/bench/memory")
 
     p = sub.add_parser("runs", help="finished training runs side by side: examples/s and loss "
                        "per stage",
@@ -73,14 +60,25 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return bench
 
 
-def cmd_latency(args: argparse.Namespace) -> int:
-    from rim.bench.common import load_settings
-    from rim.bench.latency import PATH_SETTINGS, LatencySettings, run_latency
+def _settings_bench(sub: Any, name: str, settings_type: type, run: Any, paths: tuple[str, ...],
+                    help: str, epilog: str) -> None:
+    """`rim bench NAME`: an optional settings file (`--config`), a flag per setting, `--out`;
+    `run(settings, out, console)` does the work. `paths` names the settings that are paths,
+    resolved against the settings file."""
+    p = sub.add_parser(name, help=help, epilog=epilog)
+    p.add_argument("--config", help=f"settings file (configs/bench/{name}-*.yaml)")
+    p.add_argument("--out", default=f"runs/bench/{name}", help="output directory")
+    add_flags(p, settings_type)
 
-    settings = load_settings(LatencySettings, args.config, PATH_SETTINGS,
-                             **flag_values(args, LatencySettings))
-    run_latency(settings, args.out, console)
-    return 0
+    def command(args: argparse.Namespace) -> int:
+        from rim.bench.common import load_settings
+
+        settings = load_settings(settings_type, args.config, paths,
+                                 **flag_values(args, settings_type))
+        run(settings, args.out, console)
+        return 0
+
+    p.set_defaults(func=command)
 
 
 def cmd_accuracy(args: argparse.Namespace) -> int:
@@ -91,26 +89,6 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
                        **flag_values(args, SweepFile, only=SWEEP_FLAGS))
     summary = run_sweep(sweep, args.out, console, train=not args.report_only)
     return 1 if summary["failed"] else 0
-
-
-def cmd_step(args: argparse.Namespace) -> int:
-    from rim.bench.common import load_settings
-    from rim.bench.step import PATH_SETTINGS, StepSettings, run_step
-
-    settings = load_settings(StepSettings, args.config, PATH_SETTINGS,
-                             **flag_values(args, StepSettings))
-    run_step(settings, args.out, console)
-    return 0
-
-
-def cmd_memory(args: argparse.Namespace) -> int:
-    from rim.bench.common import load_settings
-    from rim.bench.memory import PATH_SETTINGS, MemorySettings, run_memory
-
-    settings = load_settings(MemorySettings, args.config, PATH_SETTINGS,
-                             **flag_values(args, MemorySettings))
-    run_memory(settings, args.out, console)
-    return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
