@@ -18,7 +18,7 @@ from rim.evaluate import evaluate
 from rim.infer import load_run
 from rim.prepare import prepare
 from rim.progress import Reporter
-from rim.train import train
+from rim.train import launch_asks_for, train
 
 PACKAGES = ("reasoning-in-memory", "torch", "transformers", "accelerate", "peft", "tokenizers")
 
@@ -66,11 +66,10 @@ def _check_sharding(cfg: Config) -> None:
     """Evaluation during training runs on the main process alone, which a model whose weights
     are sharded over several GPUs (FSDP, DeepSpeed ZeRO-3) cannot do: refused before anything
     runs, not hung."""
-    env = os.environ
     sharded = [name for name, on in (
-        ("FSDP", env.get("ACCELERATE_USE_FSDP", "").lower() == "true"),
-        ("DeepSpeed ZeRO-3", env.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
-         and env.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3")) if on]
+        ("FSDP", launch_asks_for("FSDP")),
+        ("DeepSpeed ZeRO-3", launch_asks_for("DEEPSPEED")
+         and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3")) if on]
     if (sharded and cfg.trainer.eval_every and torch.cuda.is_available()
             and int(os.environ.get("WORLD_SIZE", "1")) > 1):
         raise RimInputError(f"evaluation during training cannot run under {sharded[0]} with "

@@ -99,12 +99,18 @@ def train(prep: Prepared, run_dir: Path, reporter: Reporter, resume: bool = Fals
     return final
 
 
+def launch_asks_for(name: str) -> bool:
+    """Whether `accelerate launch` was told to shard with `name` (FSDP or DEEPSPEED): the
+    environment variable it sets, read as Accelerate reads it."""
+    return os.environ.get(f"ACCELERATE_USE_{name}", "").lower() == "true"
+
+
 def _warn_if_not_sharded(accelerator: Accelerator) -> None:
     """Accelerate shards (FSDP, DeepSpeed) on GPUs only: launched with such a config on CPUs,
     the run is plain data parallel, which the user should know."""
     for name in ("FSDP", "DEEPSPEED"):
-        if (os.environ.get(f"ACCELERATE_USE_{name}", "").lower() == "true"
-                and accelerator.distributed_type.name != name and accelerator.is_main_process):
+        if (launch_asks_for(name) and accelerator.distributed_type.name != name
+                and accelerator.is_main_process):
             log.warning("the launch asked for %s, but Accelerate did not select it (it does on "
                         "GPUs only, under accelerate launch or torchrun): this run is %s", name,
                         accelerator.distributed_type.name)
