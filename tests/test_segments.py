@@ -110,7 +110,7 @@ def flex_batches(tok, method, stage, fraction, pack_length):
 
 
 @pytest.mark.parametrize("pack_length", [None, 64])
-def test_flex_attention_mask_gives_the_dense_results(pack_length, monkeypatch):
+def test_flex_attention_mask_gives_the_dense_results(pack_length):
     """FlexAttention's block mask, built from segment ids and the sees table, computes what
     the dense 4D mask does, padded and packed. On CPU, torch 2.13's flex kernel fails to
     compile when dynamo recompiles it for a second shape with dynamic sizes (`cur_kvSplitSize`
@@ -120,9 +120,16 @@ def test_flex_attention_mask_gives_the_dense_results(pack_length, monkeypatch):
 
     from rim.flex import block_mask
 
-    monkeypatch.setattr(torch._dynamo.config, "automatic_dynamic_shapes", DEVICE.type != "cpu")
+    # torch's own patch restores the setting on exit; pytest's monkeypatch deletes torch's
+    # config attributes on undo since pytest 9.2, and the next parametrisation finds none.
+    with torch._dynamo.config.patch(automatic_dynamic_shapes=DEVICE.type != "cpu"):
+        flex_matches_dense(pack_length, block_mask, DEVICE)
+
+
+def flex_matches_dense(pack_length, block_mask, device) -> None:
+    """The body of the test above, under the dynamo setting it chose."""
     tok, dense_model, flex_model, method = flex_and_dense_models()
-    atol = 1e-5 if DEVICE.type == "cpu" else 1e-4
+    atol = 1e-5 if device.type == "cpu" else 1e-4
     for stage, fraction in (("stage1", 0.3), ("stage2", 0.0)):
         dense, sparse = flex_batches(tok, method, stage, fraction, pack_length)
         assert "attention_mask" not in sparse and sparse["segment_ids"].min() == -1  # padding
