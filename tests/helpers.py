@@ -17,6 +17,25 @@ ARCHS = {
               "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 64},
 }
 
+_DECODER = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 4,
+            "intermediate_size": 64}
+FAMILIES = {
+    "gpt2": ARCHS["gpt2"],
+    "llama": ARCHS["llama"],
+    "qwen2": {"model_type": "qwen2", **_DECODER, "num_key_value_heads": 2},
+    "qwen3": {"model_type": "qwen3", **_DECODER, "num_key_value_heads": 2, "head_dim": 8},
+    "mistral": {"model_type": "mistral", **_DECODER, "num_key_value_heads": 2, "head_dim": 8},
+    "gemma2": {"model_type": "gemma2", **_DECODER, "num_key_value_heads": 2, "head_dim": 8},
+    "gemma3_text": {"model_type": "gemma3_text", **_DECODER, "num_key_value_heads": 2,
+                    "head_dim": 8},
+    "phi3": {"model_type": "phi3", **_DECODER, "num_key_value_heads": 2},
+    "olmo2": {"model_type": "olmo2", **_DECODER, "num_key_value_heads": 2},
+    "gpt_neox": {"model_type": "gpt_neox", **_DECODER},
+    "falcon": {"model_type": "falcon", "num_hidden_layers": 2, "hidden_size": 32,
+               "num_attention_heads": 4},
+}
+"""Tiny random configs of every tested model family (tests/test_architectures.py)."""
+
 RECORDS = [
     Record("what is 3 + 4 * 2 ?", ("3 + 4 = 7", "7 * 2 = 14"), "14"),
     Record("5 ?", (), "5"),
@@ -37,7 +56,8 @@ TOL = float(os.environ.get("RIM_TEST_TOL", "1e-5"))
 
 def tiny_model(arch: str, tok, seed: int = 0):
     torch.manual_seed(seed)
-    return build_model(ARCHS[arch], tok, max_length=256).to(DEVICE, DTYPE).eval()
+    spec = ARCHS[arch] if arch in ARCHS else FAMILIES[arch]
+    return build_model(spec, tok, max_length=256).to(DEVICE, DTYPE).eval()
 
 
 def on_device(batch: dict) -> dict:

@@ -129,6 +129,19 @@ def test_step_rows_and_ratio(tiny_model, tmp_path):
     assert result["target_ratio"] == 1.3
 
 
+def test_step_times_no_cot_with_a_padded_vocabulary_before_and_after(tiny_model, tmp_path):
+    results = {}
+    for full in (False, True):
+        settings = StepSettings(model=str(tiny_model), batch_size=4, ops=2, blocks=2, repeats=1,
+                                warmup=0, vocab_size=3000, nocot=True, full_logits=full)
+        results[full] = run_step(settings, tmp_path / f"step-{full}")
+        assert [r["stage"] for r in results[full]["rows"]] == ["stage1", "stage2", "nocot"]
+        assert results[full]["model"]["vocab_size"] == 3000
+        assert results[full]["settings"]["full_logits"] is full
+    for after, before in zip(results[False]["rows"], results[True]["rows"]):
+        assert (after["batch"], after["seq_len"]) == (before["batch"], before["seq_len"])
+
+
 # --- memory ------------------------------------------------------------------------------------
 
 def test_memory_at_the_stage_switch_grows_by_the_kept_optimizer_only(tmp_path):
@@ -222,6 +235,7 @@ def test_accuracy_sweep_summarises_and_resumes(tmp_path, monkeypatch):
     assert rows["nocot"]["steps"] == 6 and rows["rim"]["steps"] == 6
     assert len(rows["rim"]["per_block"]) == 2 and rows["nocot"]["per_block"] is None
     assert rows["rim"]["digit_accuracy"] is None  # only with the digits checker
+    assert all(0 <= row["unparsable"] <= 1 for row in rows.values())
     config = yaml.safe_load((out / "runs" / "rim" / "seed2" / "config.yaml").read_text())
     assert config["trainer"]["seed"] == 2 and config["method"]["name"] == "rim"
 
@@ -404,3 +418,30 @@ def test_a_stopped_run_stops_an_in_process_sweep(tmp_path, monkeypatch):
     with pytest.raises(RimStopped):
         run_jobs(jobs, tmp_path)
     assert not (tmp_path / "logs").exists()  # not recorded as a failed run, and j1 never ran
+
+
+def test_latency_on_a_short_context_run_fits_its_default_lengths(tmp_path):
+    """A trained run's context (here 64 positions) holds the default question and chain cut to
+    fit; a length given explicitly is kept, and one that does not fit names the flags."""
+    from helpers import ARCHS, tiny_tokenizer
+
+    from rim.bench.latency import run_latency
+    from rim.modeling import build_model
+
+    run = tmp_path / "run"
+    tok = tiny_tokenizer()
+    build_model(ARCHS["gpt2"], tok, max_length=64).save_pretrained(run)
+    tok.save_pretrained(run)
+    (run / "rim.json").write_text(json.dumps({"method": "rim", "blocks": 3, "block_size": 2}))
+    quick = {"run": str(run), "methods": ["nocot", "cot", "rim"], "batches": [1], "repeats": 1,
+             "warmup": 0}
+    result = run_latency(LatencySettings(**quick), tmp_path / "out")
+    s = result["settings"]
+    assert s["question_tokens"] + 3 * 4 + s["answer_tokens"] + 1 <= 64  # RiM's prompt fits
+    assert 1 <= s["chain_tokens"] < 25 and {r["method"] for r in result["rows"]} == {
+        "nocot", "cot", "rim"}
+    cot = next(r for r in result["rows"] if r["method"] == "cot")
+    assert cot["prompt_tokens"] + s["chain_tokens"] + s["answer_tokens"] <= 64
+    with pytest.raises(RimInputError, match="cot needs .* context of 64: pass shorter "
+                                            "--question-tokens, --chain-tokens"):
+        run_latency(LatencySettings(**quick, chain_tokens=60), tmp_path / "out2")

@@ -245,3 +245,55 @@ def test_inference_prompt_length_counts_the_thoughts():
     assert method.prompt_length(question) == len(question) + 1 + 2 * 3 + 1
     rim = make_method("rim", special_ids(tok), blocks=4, block_size=2)
     assert rim.prompt_length(question) == len(question) + 4 * 4
+
+
+def test_only_the_all_latent_stage_is_selectable():
+    special = SpecialIds(0, 1, 2, 3, 4)
+    final = make_method("coconut", special, latent_stages=2, final_stage=True)
+    assert [s for s in final.stages if final.selectable(s)] == ["coconut-final"]
+    last = make_method("coconut", special, latent_stages=2, first_stage=1)
+    assert [s for s in last.stages if last.selectable(s)] == ["coconut2"]
+    with pytest.raises(ValueError):
+        last.selectable("coconut0")  # not a stage of this run
+    for name in ("nocot", "cot", "pause", "rim"):
+        method = make_method(name, special)
+        assert all(method.selectable(s) for s in method.stages)
+
+
+def test_keep_best_never_keeps_an_earlier_stage(tmp_path, monkeypatch):
+    """Stub validation scores favour stage 0 (which still writes text steps): the kept model
+    is the final stage's best, and the earlier evaluations are logged as not selectable."""
+    from safetensors.torch import load_file
+
+    import rim.validation
+
+    scores = iter([0.9, 0.9, 0.8, 0.8, 0.2, 0.1])
+    monkeypatch.setattr(rim.validation, "evaluate",
+                        lambda *args, **kwargs: {"accuracy": next(scores)})
+    rows = [r.to_dict() for r in generate_chain(16, 0, ops=2)]
+    data = {"train": str(write_jsonl(tmp_path / "train.jsonl", rows))}
+    cfg = config_from_dict({
+        "model": {"scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
+                  "vocab_size": 48, "max_length": 64},
+        "data": {**data, "eval": data["train"]},
+        "method": {"name": "coconut", "thoughts_per_step": 1, "latent_stages": 1,
+                   "final_stage": True},
+        "trainer": {"batch_size": 8, "report_to": [], "max_new_tokens": 12, "eval_every": 1,
+                    "select": "best", "coconut": {"steps": 2, "lr": 1e-3},
+                    "coconut_final": {"steps": 2, "lr": 1e-3}}})
+    run_training(cfg, tmp_path / "run", Reporter(enabled=False))
+    run_dir = tmp_path / "run"
+    evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in evals if r.get("event") == "eval"]
+    assert [(r["stage"], r["selectable"], r["improved"]) for r in evals] == [
+        ("coconut0", False, False), ("coconut0", False, False), ("coconut1", False, False),
+        ("coconut1", False, False), ("coconut-final", True, True),
+        ("coconut-final", True, False)]
+    assert evals[-1]["best_accuracy"] == 0.2
+    final = load_file(str(run_dir / "model" / "model.safetensors"))
+    best = load_file(str(run_dir / "checkpoints" / "best" / "model.safetensors"))
+    last = load_file(str(run_dir / "checkpoints" / "coconut-final" / "model.safetensors"))
+    shared = final.keys() & best.keys()
+    assert len(shared) > 5
+    assert all(torch.equal(final[k], best[k]) for k in shared)  # the final stage's first step
+    assert not all(torch.equal(final[k], last[k]) for k in shared)  # not its last

@@ -232,3 +232,25 @@ def test_cli_errors_leave_no_file(tmp_path):
     with pytest.raises(RimInputError, match="no option digits"):
         run_cli("data", "generate", "gsm", "--n", "2", "--digits", "3", "--out", str(out))
     assert out.read_text() == "old\n"
+
+
+def test_cli_refuses_a_format_its_suffix_contradicts(tmp_path):
+    """iCoT lines in x.jsonl would be read back as malformed JSON: refused, nothing written."""
+    out = tmp_path / "x.jsonl"
+    with pytest.raises(RimInputError, match=r"--format icot does not match the suffix \.jsonl "
+                                            r"\(read back as jsonl\): name the file \*\.txt"):
+        run_cli("data", "generate", "chain", "--n", "3", "--format", "icot", "--out", str(out))
+    assert list(tmp_path.iterdir()) == []
+    txt = tmp_path / "x.txt"  # the suffix alone picks the format, and the file reads back
+    assert run_cli("data", "generate", "chain", "--n", "3", "--out", str(txt)) == 0
+    assert len(read_records(txt)) == 3 and "||" in txt.read_text()
+    assert run_cli("data", "generate", "chain", "--n", "3", "--format", "jsonl", "--out",
+                   str(out)) == 0
+    assert len(read_records(out)) == 3
+
+
+def test_cli_stats_reads_a_gen_source_as_train_does(capsys):
+    assert run_cli("data", "stats", "gen:chain?n=5&seed=1&ops=2") == 0
+    printed = capsys.readouterr().out
+    assert "gen:chain?n=5&seed=1&ops=2" in printed and "steps per record" in printed
+    assert re.search(r"all\W+5\W+100\.0%", printed)  # 5 records, every one of 2 steps

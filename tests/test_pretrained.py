@@ -64,3 +64,30 @@ def test_lora_trains_adapters_and_only_the_new_rows(pretrained, tmp_path):
     assert not torch.allclose(merged, base.transformer.h[0].attn.c_attn.weight), (
         "LoRA must be merged into the saved weights")
     assert not any("lora" in k for k in final.state_dict())
+
+
+def test_a_dense_gguf_model_loses_its_quantizer_and_saves_as_a_plain_model(pretrained, tmp_path):
+    """A model from a GGUF file (transformers leaves its quantizer on it, and refuses to save it)
+    is a plain model after `fit_embeddings`; the real file is tests/test_smollm2.py's."""
+    transformers = pytest.importorskip("transformers")
+    if not hasattr(transformers, "GgufConfig"):
+        pytest.skip("transformers 4 leaves no quantizer on a GGUF model")
+    from transformers.quantizers.quantizer_gguf import GgufHfQuantizer
+    from transformers.utils.quantization_config import QuantizationMethod
+
+    from rim.modeling import fit_embeddings
+
+    tok = load_tokenizer(str(pretrained))
+    model = AutoModelForCausalLM.from_pretrained(pretrained)
+    config = transformers.GgufConfig(gguf_file="model.gguf", dequantize=True)
+    model.hf_quantizer, model.is_quantized = GgufHfQuantizer(config), True
+    model.quantization_method, model.config.quantization_config = QuantizationMethod.GGUF, config
+    with pytest.raises(ValueError, match="not serializable"):
+        model.save_pretrained(tmp_path / "before")
+    fit_embeddings(model, tok).save_pretrained(tmp_path / "after")
+    saved = json.loads((tmp_path / "after" / "config.json").read_text())
+    assert "quantization_config" not in saved
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "after")
+    assert getattr(reloaded, "hf_quantizer", None) is None
+    torch.testing.assert_close(reloaded.get_input_embeddings().weight,
+                               model.get_input_embeddings().weight)

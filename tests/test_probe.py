@@ -25,9 +25,14 @@ def test_adaptive_answers_after_the_first_trusted_block():
     assert high["mean_blocks"] == 3.0 and high["accuracy"] == pytest.approx(2 / 3)  # last block
 
 
-def test_probe_fit_then_select_and_adaptive(trained_run, capsys):
+def test_probe_fit_then_select_and_adaptive(trained_run, capsys, tmp_path):
     run, _ = trained_run
-    data = run.parent / "test.jsonl"
+    # the run answers every test question right: make every other gold answer wrong, so that
+    # the probe has right and wrong answers to learn from (one class alone is refused)
+    rows = [json.loads(line) for line in (run.parent / "test.jsonl").read_text().splitlines()]
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("".join(json.dumps({**r, "answer": "never"} if i % 2 else r) + "\n"
+                            for i, r in enumerate(rows)))
     assert main(["probe", "fit", str(run), "--data", str(data)]) == 0
     saved = json.loads((run / "model" / "probe.json").read_text())
     assert saved["n_fit"] == 100 and saved["n_test"] == 100 and saved["layer"] == -1

@@ -53,5 +53,6 @@ def test_eval_json_reports_accuracy(trained_run, capsys):
     report = json.loads(capsys.readouterr().out)
     assert 0 <= report["accuracy"] <= 1
     assert report["n"] == 50
+    assert 0 <= report["unparsable"] <= 1
     assert len(report["per_block"]) == 2
     assert report["ttft_ms"] > 0

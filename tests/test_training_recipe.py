@@ -56,7 +56,8 @@ def test_default_budgets_are_equal_in_epochs():
     epochs = {}
     for name in ("rim", "nocot", "cot", "pause", "coconut"):
         method = make_method(name, special)
-        epochs[name] = sum(getattr(cfg.trainer, method.settings(s)).epochs for s in method.stages)
+        epochs[name] = sum(getattr(cfg.trainer, key).epochs for s in method.stages
+                           for key in method.budget(s))
     assert set(epochs.values()) == {8.0}
 
 
@@ -151,11 +152,12 @@ def test_generation_budget_follows_the_data_and_cut_answers_are_counted(data, tm
     short = config(data, {"name": "cot"}, baseline={"steps": 2}, max_new_tokens=1)
     result = run_training(short, tmp_path / "short", Reporter(enabled=False))
     assert result["cut_by_limit"] == 1.0 and result["accuracy"] == 0.0
+    assert result["unparsable"] == 1.0  # one token of a chain: no `####`, no answer
 
 
 def test_validation_during_training_keeps_the_best(data, tmp_path):
     cfg = config(data, {"name": "nocot"}, baseline={"steps": 6, "lr": 3e-3}, eval_every=2,
-                 keep_best=True)
+                 select="best")
     run_training(cfg, tmp_path / "run", Reporter(enabled=False))
     evals = [r for r in metrics(tmp_path / "run") if r.get("event") == "eval"]
     assert [r["step"] for r in evals] == [2, 4, 6]

@@ -22,6 +22,8 @@ from typing import Any
 
 from accelerate import Accelerator
 
+from rim.outputs import follow_umask
+
 # A model with tied embeddings is saved with one copy of them; Accelerate says so at every
 # checkpoint, which is noise here.
 logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
@@ -68,6 +70,7 @@ def save_checkpoint(accelerator: Accelerator, run_dir: Path, position: Position,
     accelerator.wait_for_everyone()  # every process has written its part before the rename
     if accelerator.is_main_process:
         (tmp / PROGRESS).write_text(json.dumps(asdict(position), indent=2) + "\n")
+        follow_umask(tmp)  # safetensors writes the weights 0600
         if final.exists():
             _remove(final)
         tmp.rename(final)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import metadata
 
@@ -18,9 +19,20 @@ from rim.commands import (
 )
 from rim.data.cli import register as register_data
 from rim.errors import RimInputError, RimRunError
+from rim.fileio import check_outputs
 from rim.probe_cli import register as register_probe
 from rim.progress import err_console, setup_logging
 from rim.settings_cli import positive_int
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows an option's default once: not where its help already tells it, nor a
+    default of None or False (nothing to tell)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if "default" in (action.help or "") or action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 class Parser(argparse.ArgumentParser):
@@ -28,7 +40,7 @@ class Parser(argparse.ArgumentParser):
     `rim train CONFIG --out RUN key=value`, and whose help shows defaults."""
 
     def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
@@ -87,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-block answers from one run per block (default: one prefill)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--save-predictions", metavar="FILE",
-                   help="write question, gold, prediction and per-block answers as JSONL")
+                   help="write question, gold, prediction and per-block answers as JSONL "
+                        "(a new file, never inside the model directory)")
+    p.add_argument("--force", action="store_true", help="replace --save-predictions if it exists")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("infer", help="answer a question (or a file of them) with a trained run",
@@ -95,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                               'rim infer runs/mult --file questions.txt')
     p.add_argument("run", help="run directory (or its model/ directory)")
     p.add_argument("question", nargs="?", help="the question, as in the training data")
-    p.add_argument("--file", help="questions, one per line (- for standard input), in batches")
+    p.add_argument("--file", help="questions, one per line (- for standard input), in batches; "
+                   "answer N is for line N, so a blank line or an empty file is refused")
     p.add_argument("--batch-size", type=positive_int, default=64, help="questions per batch")
     p.add_argument("--every-block", action="store_true", help="answer after each block")
     p.set_defaults(func=cmd_infer)
@@ -138,19 +153,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a sub-command; bad input prints one line and exits with code 2."""
-    args = build_parser().parse_args(argv)
-    setup_logging(err_console)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # rim shows its own progress; no bar per weight load
     try:
-        return args.func(args)
+        args = build_parser().parse_args(argv)
+        setup_logging(err_console)
+        _no_hub_progress_bars()
+        check_outputs(args)  # an --out that cannot be created fails before any work
+        code = args.func(args)
+        sys.stdout.flush()  # a reader that closed the pipe shows here, not at exit
+        return code
+    except BrokenPipeError:  # `rim config | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a tool killed by SIGPIPE
     except RimInputError as err:
         err_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
         return 2
     except RimRunError as err:
         err_console.print(f"stopped: {err}", markup=False, highlight=False, soft_wrap=True)
         return getattr(err, "code", 1)
+
+
+def _no_hub_progress_bars() -> None:
+    """rim shows its own progress: no bar per weight load or download. Without importing
+    transformers, which takes seconds, where the command does not need it."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when they are imported
+    if "transformers" in sys.modules or "huggingface_hub" in sys.modules:  # imported already
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+        if "transformers" in sys.modules:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
 
 
 if __name__ == "__main__":

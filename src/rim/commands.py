@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from rich.table import Table
 
 from rim.errors import RimInputError
+from rim.fileio import read_stdin, read_text
+from rim.outputs import check_output_file
 from rim.progress import console, err_console
 
 
@@ -37,8 +38,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if not PartialState().is_main_process:
         return 0
-    if result:
-        console.print(eval_table(result, title=f"{cfg.method.name} on {cfg.data.eval}"))
+    for split, data in (("valid", cfg.data.eval), ("test", cfg.data.test)):
+        if split in result:
+            console.print(eval_table(result[split], title=f"{cfg.method.name} on {data} ({split})"))
     console.print(f"model saved to {Path(args.out) / 'model'}")
     return 0
 
@@ -50,6 +52,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rim.evaluate import evaluate
     from rim.infer import load_run
 
+    if args.save_predictions:  # refused before any work, as `rim data generate --out`
+        check_output_file(args.save_predictions, args.force)
     data = args.data or _run_eval_data(Path(args.run))
     records = load_records(data)[: args.limit]
     run = load_run(args.run)
@@ -108,13 +112,11 @@ def cmd_infer(args: argparse.Namespace) -> int:
     if (args.question is None) == (args.file is None):
         raise RimInputError("give a question or --file (one question per line; - for stdin)",
                             source="command line")
+    numbered = _read_questions(args.file) if args.file is not None else []
     run = load_run(args.run)
     if args.file is not None:
-        source = "<stdin>" if args.file == "-" else args.file
-        text = sys.stdin.read() if args.file == "-" else _read_text(args.file)
-        numbered = [(i, q.strip()) for i, q in enumerate(text.splitlines(), 1) if q.strip()]
-        for i, question in numbered:
-            run.check_fits(question, f"{source}:{i}")
+        for where, question in numbered:
+            run.check_fits(question, where)
         questions = [q for _, q in numbered]
     else:
         run.check_fits(args.question)
@@ -129,14 +131,40 @@ def cmd_infer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_questions(file: str) -> list[tuple[str, str]]:
+    """The questions of `rim infer --file` (- for standard input), one per line, each with
+    where it is (FILE:LINE). Answer N is printed for line N, so a blank line is refused (it
+    would shift every later answer), and so is a file without questions."""
+    source = "<stdin>" if file == "-" else file
+    text = read_stdin() if file == "-" else _read_text(file)
+    lines = text.splitlines()
+    if not any(line.strip() for line in lines):
+        raise RimInputError("empty: no questions to answer (one question per line)",
+                            source=source)
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            raise RimInputError("blank question: answer N is printed for line N, so every "
+                                "line must hold a question (remove the blank line)",
+                                source=source, line=i)
+    return [(f"{source}:{i}", line.strip()) for i, line in enumerate(lines, 1)]
+
+
 def _read_text(path: str) -> str:
     if not Path(path).is_file():
         raise RimInputError("file not found", source=path)
-    return Path(path).read_text(encoding="utf-8-sig")
+    return read_text(path)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from rim.explain import CAVEAT, explain_table, readouts, stage1_model, step_match
+    from rim.explain import (
+        CAVEAT,
+        NOTE_0,
+        block_label,
+        explain_table,
+        readouts,
+        stage1_model,
+        step_match,
+    )
     from rim.infer import load_run
 
     if (args.question is None) == (args.data is None):
@@ -150,11 +178,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     result = step_match(stage1, final, load_records(args.data)[: args.limit])
     table = Table(title=f"read-out = gold step, per block ({result['n']} questions)",
-                  caption=CAVEAT)
+                  caption=NOTE_0 + CAVEAT)
     for column in ("after block", "after stage 1", "after stage 2"):
         table.add_column(column, justify="right")
     for k, (one, two) in enumerate(zip(result["after_stage1"], result["after_stage2"])):
-        table.add_row(str(k), *("-" if v is None else f"{100 * v:.1f}%" for v in (one, two)))
+        table.add_row(block_label(k), *("-" if v is None else f"{100 * v:.1f}%"
+                                        for v in (one, two)))
     console.print(table)
     return 0
 
@@ -183,6 +212,11 @@ def cmd_config(args: argparse.Namespace) -> int:
         return 0
     if args.json:
         print(json.dumps(Config.model_json_schema(), indent=2))
+        return 0
+    if not console.is_terminal:  # a file or a pipe: one plain row per setting, for grep and cut
+        print("key\ttype\tdefault\thelp")
+        for row in settings_rows(Config):
+            print("\t".join(" ".join(cell.split()) for cell in row))
         return 0
     table = Table(title="rim train settings (set in YAML or as key=value)")
     table.add_column("key", no_wrap=True, min_width=len("trainer.coconut_final.optimizer_reset"))
@@ -214,6 +248,8 @@ def eval_table(result: dict, title: str) -> Table:
         table.add_row("any-block accuracy", f"{100 * result['any_block_accuracy']:.1f}%")
         for k, acc in enumerate(result["per_block"], start=1):
             table.add_row(f"  after block {k}", f"{100 * acc:.1f}%")
+    if "unparsable" in result:
+        table.add_row("no parsable answer", f"{100 * result['unparsable']:.1f}%")
     if "probe_selected_accuracy" in result:
         table.add_row("probe-selected accuracy", f"{100 * result['probe_selected_accuracy']:.1f}%")
     table.add_row("latency per question (batched)", f"{result['latency_ms_per_question']:.2f} ms")

@@ -3,7 +3,8 @@
 It reads the training data (to count examples) and the model's architecture (built on the meta
 device: a config file is enough, no weights are loaded), then gives, for each stage, its steps,
 learning rate, warm-up, effective dropout per module kind, batch per device, accumulation,
-processes and effective batch.
+processes and effective batch, and the dtypes of the trained weights, of the frozen base (LoRA),
+of the computation and of AdamW's state (`rim.precision`).
 """
 
 from __future__ import annotations
@@ -18,23 +19,30 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from rim.config import Config
 from rim.data.sources import load_records
 from rim.errors import RimInputError
+from rim.hub import pretrained_config
 from rim.methods import method_plan
 from rim.modeling import dropout_by_kind
+from rim.precision import precision_plan
 from rim.runinfo import model_directory
 from rim.schedule import plan_stages
 
 
 def dry_run(cfg: Config) -> dict[str, Any]:
-    """The plan of `cfg`: `method`, `examples`, `processes` and `stages` (one dict per stage
-    with `name`, `settings`, `steps`, `lr`, `warmup_steps`, `dropout`, `effective_batch`, ...)."""
+    """The plan of `cfg`: `method`, `examples`, `processes`, `data` (the training,
+    validation and test splits), `select` (the selection rule) and `stages` (one dict per stage
+    with `name`, `settings`, `steps`, `lr`, `warmup_steps`, `dropout`, `effective_batch`,
+    `weights_dtype`, `frozen_dtype`, `compute_dtype`, `optimizer_state_dtype`, ...)."""
     if not cfg.data.train:
         raise RimInputError("field 'data.train' is required", source="config")
     n = len(load_records(cfg.data.train))
     method = method_plan(cfg.method)
     processes = int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate launch and torchrun
     plans = plan_stages(cfg, method, n, processes, architecture_dropout(cfg))
+    precision = precision_plan(cfg)
     return {"method": cfg.method.name, "examples": n, "processes": processes,
-            "stages": [p.to_dict() for p in plans]}
+            "data": {"train": cfg.data.train, "eval": cfg.data.eval, "test": cfg.data.test},
+            "select": cfg.trainer.select,
+            "stages": [{**p.to_dict(), **precision} for p in plans]}
 
 
 def architecture_dropout(cfg: Config) -> dict[str, float]:
@@ -48,7 +56,7 @@ def architecture_dropout(cfg: Config) -> dict[str, float]:
             config = AutoConfig.for_model(options.pop("model_type"), vocab_size=cfg.model.vocab_size,
                                           bos_token_id=0, eos_token_id=0, **options)
         else:
-            config = AutoConfig.from_pretrained(source, gguf_file=cfg.model.gguf_file)
+            config = pretrained_config(source, cfg.model.gguf_file)  # offline: cache or one line
     except (OSError, ValueError) as err:
         raise RimInputError(f"cannot read the model's config: {str(err).splitlines()[0]}",
                             source=source or "model.scratch") from None
@@ -62,10 +70,15 @@ def architecture_dropout(cfg: Config) -> dict[str, float]:
 
 def plan_table(plan: dict[str, Any]) -> Table:
     """The plan as a table, a row per stage."""
+    data = plan.get("data") or {}
+    curricula = "".join(f"\n{s['name']}: {s['curriculum']}" for s in plan["stages"]
+                        if s.get("curriculum"))
     table = Table(title=f"{plan['method']}: {plan['examples']} training examples, "
-                        f"{plan['processes']} process(es)")
+                        f"{plan['processes']} process(es)",
+                  caption=f"model kept: {plan.get('select')} (on validation {data.get('eval')}); "
+                          f"scored once on test {data.get('test')}{curricula}")
     for column in ("stage (settings)", "steps", "lr (warm-up)", "new AdamW", "dropout",
-                   "batch"):
+                   "batch", "weights / compute / AdamW"):
         table.add_column(column, justify="right" if column == "steps" else "left")
     for s in plan["stages"]:
         values = set(s["dropout"].values())
@@ -75,5 +88,16 @@ def plan_table(plan: dict[str, Any]) -> Table:
                       f"{s['steps']} ({s['steps_per_epoch']}/epoch)",
                       f"{s['lr']:g} ({s['warmup_steps']} steps)", f"every {s['optimizer_reset']}",
                       dropout, f"{s['batch_per_device']}x{s['grad_accum']}x{s['processes']} = "
-                               f"{s['effective_batch']}")
+                               f"{s['effective_batch']}", _precision(s))
     return table
+
+
+def _precision(stage: dict[str, Any]) -> str:
+    """`weights / compute / AdamW` dtypes, short (`bf16`), with the frozen base under LoRA."""
+    def short(dtype: str) -> str:
+        return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(dtype, dtype)
+
+    text = " / ".join(short(stage[k]) for k in ("weights_dtype", "compute_dtype",
+                                                "optimizer_state_dtype"))
+    frozen = stage.get("frozen_dtype")
+    return f"{text} (frozen base {short(frozen)})" if frozen else text

@@ -4,11 +4,13 @@ leading space; and generated ids back to text."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING
 
 from rim.data.records import Record
 from rim.errors import RimInputError
+
+if TYPE_CHECKING:  # annotations only: configs read COT_SEPARATOR without transformers
+    from transformers import PreTrainedTokenizerBase
 
 COT_SEPARATOR = "####"
 """Separates the steps of a chain of thought from its answer: `steps #### answer`."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 
-from rim.data.answers import check_answer, mean_digit_accuracy
+from rim.data.answers import check_answer, mean_digit_accuracy, parsable
 from rim.data.records import Record
 from rim.infer import LoadedRun
 
@@ -20,9 +20,11 @@ def evaluate(run: LoadedRun, records: list[Record], checker: str = "exact",
     (accuracy after blocks 1..K, block methods only), `any_block_accuracy`,
     `latency_ms_per_question` (batched, final block), `ttft_ms` (batch 1, median),
     `cut_by_limit` (share of final generations that hit `max_new_tokens` before their end
-    token), `predictions` and `correct` (per record), `block_predictions` (per record, the
-    answer after each block), and with the `digits` checker `digit_accuracy` (final block, per
-    digit).
+    token), `unparsable` (share of final answers the checker cannot read: no `####` in a chain,
+    not one number for `numeric`; see `rim.data.answers`), `predictions` and `correct` (per
+    record), `block_predictions` (per record, the answer after each block), and with the
+    `digits` checker `digit_accuracy` (final block, per digit). Every accuracy (final, per
+    block, any block) scores the answers by the one rule of `rim.data.answers`.
     """
     for record in records:
         run.check_fits(record.question, record.origin or "record")
@@ -57,6 +59,7 @@ def evaluate(run: LoadedRun, records: list[Record], checker: str = "exact",
         "latency_ms_per_question": 1000 * batch_seconds / len(records),
         "ttft_ms": time_to_first_token(run, questions[:latency_samples]),
         "cut_by_limit": cut / len(records),
+        "unparsable": sum(not parsable(p, checker) for p in predictions) / len(records),
         "predictions": predictions,
     }
     if checker == "digits":

@@ -23,6 +23,16 @@ from rim.runinfo import model_directory
 
 CAVEAT = ("After stage 2 a read-out step is a probe of the latent state, not a faithful trace "
           "of the model's reasoning.")
+BLOCK_0 = "0 (question only)"
+"""The label of the read-out before any memory block: from the question alone (`rim eval`'s
+per-block accuracy starts at block 1)."""
+NOTE_0 = ("Block 0: read out from the question alone, before any memory block (rim eval counts "
+          "blocks 1..K). ")
+
+
+def block_label(k: int) -> str:
+    """The row label of the read-out after `k` blocks (block 0 says what it is)."""
+    return BLOCK_0 if k == 0 else str(k)
 
 
 def stage1_model(run: str | Path) -> LoadedRun:
@@ -45,11 +55,11 @@ def readouts(run: LoadedRun, questions: list[str]) -> list[list[str]]:
 
 def explain_table(question: str, steps: list[str], answers: list[str]) -> Table:
     """The stage-1 read-out (the step) and the final model's answer after each block."""
-    table = Table(title=question, caption=CAVEAT)
+    table = Table(title=question, caption=NOTE_0 + CAVEAT)
     for column in ("after block", "stage-1 read-out (next step)", "final model (answer)"):
         table.add_column(column)
     for k, (step, answer) in enumerate(zip(steps, answers)):
-        table.add_row(str(k), step, answer)
+        table.add_row(block_label(k), step, answer)
     return table
 
 

@@ -19,6 +19,8 @@ from transformers import GenerationConfig
 
 from rim.errors import RimInputError
 from rim.infer import load_run
+from rim.outputs import check_not_in_model, follow_umask
+from rim.rundir_lock import is_empty_run_dir, run_dir_lock
 
 TEMPLATE = (
     "{%- set ns = namespace(question='') -%}"
@@ -34,8 +36,17 @@ TEMPLATE = (
 def export(run: str | Path, out: str | Path) -> Path:
     """Write the standalone model directory of a finished run to `out`; returns `out`."""
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    check_not_in_model(out, "export")
+    if out.exists() and (not out.is_dir() or not is_empty_run_dir(out)):
         raise RimInputError("exists and is not an empty directory", source=str(out))
+    with run_dir_lock(out, "rim export"):  # two exports into one directory: one is refused
+        if not is_empty_run_dir(out):
+            raise RimInputError("exists and is not an empty directory", source=str(out))
+        return _export(run, out)
+
+
+def _export(run: str | Path, out: Path) -> Path:
+    """`export` once this process holds the lock of `out`."""
     loaded = load_run(run, device="cpu")
     if not getattr(loaded.method, "serves_plain", True):
         raise RimInputError(f"a {loaded.method.name} model needs its own decoding loop (its "
@@ -52,4 +63,4 @@ def export(run: str | Path, out: str | Path) -> Path:
                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                      bos_token_id=tok.bos_token_id).save_pretrained(out)
     loaded.info.save(out)
-    return out
+    return follow_umask(out)  # safetensors writes the weights 0600; a server may be another user

@@ -15,6 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from rim.data.records import Record
 from rim.encoding import decode_text, encode
 from rim.errors import RimInputError
+from rim.fileio import check_model_files
 from rim.generation import Generation
 from rim.methods import Method, make_method
 from rim.modeling import context_length, special_ids
@@ -79,6 +80,15 @@ class LoadedRun:
             texts.extend(self.answer_text(g) for g in gen.ids)
         return texts
 
+    def answer(self, questions: str | list[str], every_block: bool = False,
+               batch_size: int = 64) -> str | list[str] | list[list[str]]:
+        """Greedy answers, in batches: one question gives its answer, a list their answers;
+        `every_block` gives, per question, the answers after block 1..K (one prefill)."""
+        many = [questions] if isinstance(questions, str) else list(questions)
+        found = (self.answers_every_block(many, batch_size) if every_block
+                 else self.answers(many, batch_size=batch_size))
+        return found[0] if isinstance(questions, str) else found
+
     def answer_text(self, ids: list[int]) -> str:
         """Decode generated ids into the answer text."""
         return self.method.answer_text(decode_text(self.tok, ids))
@@ -88,7 +98,12 @@ def load_run(path: str | Path, device: str | None = None) -> LoadedRun:
     """Load a run directory (its `model/`) or a model directory written by `rim train`."""
     model_dir = model_directory(path)
     info = RunInfo.load(model_dir)
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    check_model_files(model_dir)  # a truncated file: one line naming it, not a traceback
+    try:
+        tok = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForCausalLM.from_pretrained(model_dir)
+    except (OSError, ValueError, RuntimeError) as err:  # a missing or damaged model file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RimInputError(f"cannot load the model: {first}", source=str(model_dir)) from None
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
     return LoadedRun(model, tok, make_method(info.method, special_ids(tok)), info)

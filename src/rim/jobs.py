@@ -31,6 +31,7 @@ from rim.config import Config
 from rim.errors import RimStopped
 from rim.methods import method_plan
 from rim.progress import Reporter, log
+from rim.schedule import counted_steps
 
 
 @dataclass
@@ -44,9 +45,7 @@ class Job:
     @property
     def total_steps(self) -> int | None:
         """Optimizer steps of all stages when the config counts them in steps (else None)."""
-        method = method_plan(self.cfg.method)
-        counts = [getattr(self.cfg.trainer, method.settings(s)).steps for s in method.stages]
-        return None if None in counts else sum(counts)
+        return counted_steps(self.cfg, method_plan(self.cfg.method))
 
 
 def run_jobs(jobs: list[Job], out: Path, concurrent: int = 1, threads: int | None = None,

@@ -15,6 +15,7 @@ from transformers import (
 )
 
 from rim.errors import RimInputError
+from rim.families import check_family
 from rim.methods.base import SpecialIds
 from rim.tokenizer import SPECIAL_TOKENS, train_tokenizer
 
@@ -39,6 +40,11 @@ def load_tokenizer(name_or_path: str, gguf_file: str | None = None) -> PreTraine
         tok = AutoTokenizer.from_pretrained(name_or_path, gguf_file=gguf_file)
     except (OSError, ValueError) as err:
         raise RimInputError(f"cannot load tokenizer: {_first_line(err)}", source=name_or_path) from None
+    return add_block_tokens(tok)
+
+
+def add_block_tokens(tok: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """`tok` with a pad token (its end token) and the block tokens `<b>`, `<m>`, `</b>`."""
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     missing = [t for t in SPECIAL_TOKENS if t not in tok.get_vocab()]
@@ -66,21 +72,84 @@ def load_model(name_or_path: str, tok: PreTrainedTokenizerBase, gguf_file: str |
     rows, or (`new_token_init` the text of a token) as a copy of that token's rows."""
     try:
         model = AutoModelForCausalLM.from_pretrained(name_or_path, gguf_file=gguf_file, dtype=dtype,
-                                                     attn_implementation=attn_implementation)
+                                                     attn_implementation=attn_implementation,
+                                                     **_dense_gguf(gguf_file))
     except (OSError, ValueError) as err:
         raise RimInputError(f"cannot load model: {_first_line(err)}", source=name_or_path) from None
+    check_family(model)
+    return fit_embeddings(model, tok, new_token_init)
+
+
+def _dense_gguf(gguf_file: str | None) -> dict[str, Any]:
+    """`from_pretrained` options that unpack every GGUF weight into a dense tensor (transformers 5
+    may keep them packed where it has kernels; transformers 4 always unpacks them)."""
+    try:
+        from transformers import GgufConfig
+    except ImportError:
+        return {}
+    return {"quantization_config": GgufConfig(dequantize=True)} if gguf_file else {}
+
+
+def drop_gguf_marker(model: PreTrainedModel) -> PreTrainedModel:
+    """A model loaded from GGUF with dense weights (dequantized, the `dtype` asked for), made a
+    plain model: without the quantizer and `quantization_config` that transformers leaves on it,
+    it saves as ordinary safetensors (run's model/, checkpoints, export), loadable without GGUF.
+    Any other model is returned unchanged."""
+    if "gguf" not in str(getattr(model, "quantization_method", None) or "").lower():
+        return model
+    for module in model.modules():
+        if type(module).__name__.startswith("Gguf"):  # packed weights would be lost on saving
+            raise RimInputError(f"GGUF weights stayed packed ({type(module).__name__})",
+                                source="model.gguf_file")
+    for name in ("hf_quantizer", "quantization_method"):
+        if getattr(model, name, None) is not None:
+            setattr(model, name, None)
+    if getattr(model, "is_quantized", False):
+        model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    return model
+
+
+def fit_embeddings(model: PreTrainedModel, tok: PreTrainedTokenizerBase,
+                   new_token_init: str = "mean") -> PreTrainedModel:
+    """Grow the embeddings of `model` to the vocabulary of `tok`: the rows of added tokens start
+    as the mean of the old rows, or (`new_token_init` the text of a token) as its rows."""
+    drop_gguf_marker(model)
     old = model.get_input_embeddings().weight.shape[0]
     if len(tok) > old:
-        source = None
-        if new_token_init != "mean":
-            ids = tok(new_token_init, add_special_tokens=False).input_ids
-            if len(ids) != 1:
-                raise RimInputError(f"{new_token_init!r} is not one token of the tokenizer",
-                                    source="model.new_token_init")
-            source = ids[0]
+        source = _source_row(tok, new_token_init)
         model.resize_token_embeddings(len(tok), mean_resizing=False)
         init_new_rows(model, old, source)
     return model
+
+
+def restart_block_rows(model: PreTrainedModel, tok: PreTrainedTokenizerBase,
+                       new_token_init: str) -> None:
+    """Set the rows of rim's three tokens to those of the token `new_token_init` (nothing for
+    `mean`): a run started from another run's model (`model.init_from`, e.g. Coconut from its
+    CoT run) finds them already added, with that run's start, and its own init would be lost."""
+    source = _source_row(tok, new_token_init)
+    if source is None:
+        return
+    rows = tok.convert_tokens_to_ids(list(SPECIAL_TOKENS))
+    with torch.no_grad():
+        emb = model.get_input_embeddings().weight
+        emb[rows] = emb[source].clone()
+        out = model.get_output_embeddings()
+        if out is not None and out.weight.data_ptr() != emb.data_ptr():
+            out.weight[rows] = out.weight[source].clone()
+
+
+def _source_row(tok: PreTrainedTokenizerBase, new_token_init: str) -> int | None:
+    """The id of the one token `new_token_init` (None for `mean`)."""
+    if new_token_init == "mean":
+        return None
+    ids = tok(new_token_init, add_special_tokens=False).input_ids
+    if len(ids) != 1:
+        raise RimInputError(f"{new_token_init!r} is not one token of the tokenizer",
+                            source="model.new_token_init")
+    return ids[0]
 
 
 def build_model(scratch: dict[str, Any], tok: PreTrainedTokenizerBase, max_length: int,
@@ -98,6 +167,7 @@ def build_model(scratch: dict[str, Any], tok: PreTrainedTokenizerBase, max_lengt
         **_max_positions(model_type, max_length),
         **options,
     )
+    check_family(config)
     try:
         return AutoModelForCausalLM.from_config(config, dtype=dtype,
                                                 attn_implementation=attn_implementation)
@@ -117,19 +187,38 @@ def init_new_rows(model: PreTrainedModel, first_new: int, source: int | None = N
             rows[first_new:] = rows[:first_new].mean(0) if source is None else rows[source]
 
 
-def add_lora(model: PreTrainedModel, tok: PreTrainedTokenizerBase, lora: dict[str, Any]):
-    """Freeze the base, add LoRA adapters, and train only the block tokens' embedding rows."""
+def add_lora(model: PreTrainedModel, tok: PreTrainedTokenizerBase, lora: dict[str, Any] | Any):
+    """Freeze the base, add LoRA adapters, and train only the block tokens' embedding rows;
+    what trains is float32 (AdamW's updates and state), whatever the base's dtype. `lora` is
+    the config's `model.lora` dict, or a `peft.LoraConfig` (from Python), which gets the block
+    tokens' rows added to its `trainable_token_indices`."""
+    import dataclasses
+
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(
-        r=lora.get("r", 128),
-        lora_alpha=lora.get("alpha", 2 * lora.get("r", 128)),
-        lora_dropout=lora.get("dropout", 0.0),
-        target_modules=lora.get("target_modules", "all-linear"),
-        trainable_token_indices=tok.convert_tokens_to_ids(list(SPECIAL_TOKENS)),
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, config)
+    blocks = tok.convert_tokens_to_ids(list(SPECIAL_TOKENS))
+    if isinstance(lora, LoraConfig):
+        mine = lora.trainable_token_indices
+        if isinstance(mine, list):
+            blocks = sorted({*mine, *blocks})
+        elif mine is not None:
+            raise RimInputError("give trainable_token_indices as a list (rim adds the block "
+                                "tokens' rows to it)", source="peft_config")
+        config = dataclasses.replace(lora, trainable_token_indices=blocks, task_type="CAUSAL_LM")
+    else:
+        config = LoraConfig(
+            r=lora.get("r", 128),
+            lora_alpha=lora.get("alpha", 2 * lora.get("r", 128)),
+            lora_dropout=lora.get("dropout", 0.0),
+            target_modules=lora.get("target_modules", "all-linear"),
+            trainable_token_indices=blocks,
+            task_type="CAUSAL_LM",
+        )
+    model = get_peft_model(model, config, autocast_adapter_dtype=True)
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+    return model
 
 
 def context_length(model_or_config) -> int | None:

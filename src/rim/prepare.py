@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -13,15 +14,19 @@ from rim.data.records import Record
 from rim.data.sources import load_records
 from rim.encoding import Example, encode, texts_of
 from rim.errors import RimInputError
+from rim.families import check_window
 from rim.methods import Method, make_method
 from rim.modeling import (
     DTYPES,
+    add_block_tokens,
     add_lora,
     build_model,
     context_length,
     enable_checkpointing,
+    fit_embeddings,
     load_model,
     load_tokenizer,
+    restart_block_rows,
     scratch_tokenizer,
     special_ids,
 )
@@ -29,6 +34,24 @@ from rim.runinfo import RunInfo, model_directory
 
 ANSWER_SLACK = 4
 """Tokens generated beyond the longest answer (or chain) of the training data."""
+
+
+@dataclass
+class PreparedInputs:
+    """What a caller from Python already holds (`rim.api`), used instead of what the config
+    names; None: what the config says. The config still records what they are."""
+
+    model: PreTrainedModel | None = None
+    """A model instance (a `peft.PeftModel` keeps its adapters: no `model.lora` then)."""
+    tokenizer: PreTrainedTokenizerBase | None = None
+    """Its tokenizer (or, with a scratch model, the tokenizer to build it for)."""
+    peft_config: Any = None
+    """A `peft.LoraConfig` instead of `model.lora`."""
+    train: list[Record] | None = None
+    eval: list[Record] | None = None
+    """The validation split (`data.eval`)."""
+    test: list[Record] | None = None
+    """The test split (`data.test`)."""
 
 
 @dataclass
@@ -41,8 +64,10 @@ class Prepared:
     method: Method
     train: list[Example]
     eval_records: list[Record]
-    valid_records: list[Record]
-    """Evaluated during training (`trainer.eval_every`): `data.valid`, else the eval records."""
+    """The validation split (`data.eval`): evaluated during training, selects, scored at the
+    end."""
+    test_records: list[Record]
+    """The test split (`data.test`): read here to check it fits, scored once after training."""
     max_new_tokens: int
     """`trainer.max_new_tokens`, or what the method needs on the training data."""
     collate_options: dict[str, int | bool]
@@ -56,36 +81,41 @@ class Prepared:
                        max_new_tokens=self.max_new_tokens, prompt_suffix=suffix)
 
 
-def prepare(cfg: Config) -> Prepared:
-    """Read the data, build tokenizer and model, check every sequence fits the context.
+def prepare(cfg: Config, inputs: PreparedInputs | None = None) -> Prepared:
+    """Read the data, build tokenizer and model, check every sequence fits the context; what
+    `inputs` holds is taken as it is instead of being read or built.
 
     Raises `RimInputError` on any bad input; writes nothing.
     """
-    if not cfg.data.train:
+    given = inputs or PreparedInputs()
+    if not cfg.data.train and given.train is None:
         raise RimInputError("field 'data.train' is required", source="config")
     for tracker in cfg.trainer.report_to:
         if importlib.util.find_spec(tracker) is None:
             raise RimInputError(f"{tracker} is not installed (pip install {tracker})",
                                 source="trainer.report_to")
-    records = load_records(cfg.data.train)
-    eval_records = load_records(cfg.data.eval) if cfg.data.eval else []
+    fields = cfg.data.fields()
+    records = given.train if given.train is not None else load_records(cfg.data.train,
+                                                                       fields=fields)
+    eval_records = (given.eval if given.eval is not None else
+                    load_records(cfg.data.eval, fields=fields) if cfg.data.eval else [])
     if cfg.data.eval_size is not None:
         eval_records = eval_records[: cfg.data.eval_size]
-
-    valid_records = load_records(cfg.data.valid) if cfg.data.valid else eval_records
+    test_records = (given.test if given.test is not None else
+                    load_records(cfg.data.test, fields=fields) if cfg.data.test else [])
 
     if cfg.model.attn_implementation == "flex_attention" and not torch.cuda.is_available():
         raise RimInputError("FlexAttention trains on a GPU only (this torch has no backward for "
                             "it on CPU)", source="model.attn_implementation")
-    tok, model = _tokenizer_and_model(cfg, records)
+    tok, model = _tokenizer_and_model(cfg, records, given)
     method = make_method(cfg.method, special_ids(tok))
     examples = [encode(r, tok) for r in records]
     budget = cfg.trainer.max_new_tokens or method.answer_budget(examples) + ANSWER_SLACK
     limit = context_length(model)
+    for record, ex in zip(records, examples):
+        _check_fits(record, ex, method, limit, model)
     if limit is not None:
-        for record, ex in zip(records, examples):
-            _check_fits(record, ex, method, limit)
-        for record in [*eval_records, *valid_records]:
+        for record in [*eval_records, *test_records]:
             n = method.prompt_length(encode(record, tok).question) + budget
             if n > limit:
                 raise RimInputError(f"prompt plus answer budget is {n} tokens, longer than the "
@@ -102,25 +132,40 @@ def prepare(cfg: Config) -> Prepared:
         _check_flex(model, method)
     if cfg.trainer.gradient_checkpointing:
         enable_checkpointing(model)
-    if cfg.model.lora is not None:
-        model = add_lora(model, tok, cfg.model.lora)
-    return Prepared(cfg, tok, model, method, examples, eval_records, valid_records, budget,
+    if given.peft_config is not None or cfg.model.lora is not None:
+        model = add_lora(model, tok, given.peft_config or cfg.model.lora)
+    return Prepared(cfg, tok, model, method, examples, eval_records, test_records, budget,
                     collate_options)
 
 
-def _tokenizer_and_model(cfg: Config, records: list[Record]):
-    """A scratch model with a tokenizer trained on `records`, or a pretrained one (or a run's)."""
+def _tokenizer_and_model(cfg: Config, records: list[Record], given: PreparedInputs):
+    """A scratch model with a tokenizer trained on `records`, or a pretrained one (or a run's);
+    a given model and tokenizer get the block tokens (a given `PeftModel` must have them)."""
     dtype = DTYPES[cfg.model.dtype]
     source = cfg.model.name_or_path
     if cfg.model.init_from is not None:
         source = str(model_directory(cfg.model.init_from))
+    tok = add_block_tokens(given.tokenizer) if given.tokenizer is not None else None
+    if given.model is not None:
+        tok = tok or load_tokenizer(given.model.name_or_path)
+        if not hasattr(given.model, "peft_config"):
+            return tok, fit_embeddings(given.model, tok, cfg.model.new_token_init)
+        if len(tok) > given.model.get_input_embeddings().weight.shape[0]:
+            raise RimInputError("the tokenizer lacks rim's block tokens <b> <m> </b>: pass the "
+                                "base model with peft_config, or add them (rim.add_block_tokens) "
+                                "and resize before wrapping it", source="model")
+        return tok, given.model
     if source is None:
-        tok = scratch_tokenizer([t for r in records for t in texts_of(r)], cfg.model.vocab_size)
+        tok = tok or scratch_tokenizer([t for r in records for t in texts_of(r)],
+                                       cfg.model.vocab_size)
         return tok, build_model(cfg.model.scratch, tok, cfg.model.max_length, dtype,
                             cfg.model.attn_implementation)
-    tok = load_tokenizer(source, cfg.model.gguf_file)
-    return tok, load_model(source, tok, cfg.model.gguf_file, dtype, cfg.model.new_token_init,
-                           cfg.model.attn_implementation)
+    tok = tok or load_tokenizer(source, cfg.model.gguf_file)
+    model = load_model(source, tok, cfg.model.gguf_file, dtype, cfg.model.new_token_init,
+                       cfg.model.attn_implementation)
+    if cfg.model.init_from is not None:  # the run's rows of rim's tokens start as this run says
+        restart_block_rows(model, tok, cfg.model.new_token_init)
+    return tok, model
 
 
 def _check_flex(model: PreTrainedModel, method: Method) -> None:
@@ -142,14 +187,18 @@ def _check_flex(model: PreTrainedModel, method: Method) -> None:
                             f"this transformers ({type(err).__name__})", source=source) from None
 
 
-def _check_fits(record: Record, ex: Example, method: Method, limit: int) -> None:
-    """Every stage's training sequence of `ex` fits the model's context of `limit` positions."""
+def _check_fits(record: Record, ex: Example, method: Method, limit: int | None,
+                model: PreTrainedModel | None = None) -> None:
+    """Every stage's training sequence of `ex` fits the model's context of `limit` positions
+    (and its sliding window, which rim's mask does not apply)."""
     for stage in method.stages:
         try:
             needed = method.sequence_length(ex, stage)
         except ValueError as err:
             raise RimInputError(f"{stage} layout: {err}", source=record.origin) from None
-        if needed > limit:
+        if model is not None:
+            check_window(model, needed, record.origin)
+        if limit is not None and needed > limit:
             raise RimInputError(
                 f"{stage} layout needs {needed} positions, more than the model's context of "
                 f"{limit}", source=record.origin)

@@ -23,6 +23,7 @@ from rim.data.records import Record
 from rim.errors import RimInputError
 from rim.generation import left_pad
 from rim.infer import LoadedRun
+from rim.outputs import follow_umask
 from rim.runinfo import model_directory
 
 
@@ -70,6 +71,7 @@ class Probe:
         directory = model_directory(run)
         save_file({"weight": self.weight, "bias": self.bias, "mean": self.mean, "std": self.std},
                   str(directory / "probe.safetensors"))
+        follow_umask(directory / "probe.safetensors")  # safetensors writes 0600
         (directory / "probe.json").write_text(json.dumps({"layer": self.layer, **report},
                                                          indent=2) + "\n")
 
@@ -129,8 +131,15 @@ class ProbeReport:
 
 
 def fit_probe(run: LoadedRun, records: list[Record], checker: str, layer: int = -1,
-              seed: int = 0) -> tuple[Probe, ProbeReport]:
-    """Fit on a seeded half of `records`, report on the other half."""
+              seed: int = 0, source: str | None = None) -> tuple[Probe, ProbeReport]:
+    """Fit on a seeded half of `records` (read from `source`), report on the other half.
+
+    A fit half whose answers are all right or all wrong is refused: there is nothing to learn."""
+    layers = run.model.config.get_text_config().num_hidden_layers  # hidden states 0..layers
+    if not -(layers + 1) <= layer <= layers:
+        raise RimInputError(f"the model has {layers} layer{'s' * (layers != 1)}: give a hidden "
+                            f"layer from 0 (the embeddings) to {layers}, or from -1 (the last) "
+                            f"to -{layers + 1}", source=f"--layer {layer}")
     if len(records) < 4:
         raise RimInputError("the probe needs at least 4 labelled records")
     order = list(range(len(records)))
@@ -139,6 +148,13 @@ def fit_probe(run: LoadedRun, records: list[Record], checker: str, layer: int = 
     questions = [r.question for r in records]
     features = block_states(run, questions, layer)
     labels = correctness(run.answers_every_block(questions), records, checker)
+    fit_labels = labels[fit_idx]
+    if bool(fit_labels.all()) or not bool(fit_labels.any()):
+        verdict, instead = ("right", "harder") if bool(fit_labels.all()) else ("wrong", "easier")
+        raise RimInputError(f"all {fit_labels.numel()} answers the probe would fit on "
+                            f"({len(fit_idx)} records x {labels.shape[1]} blocks) are {verdict}: "
+                            f"it learns from right and wrong ones; use more or {instead} records",
+                            source=source)
     probe = train_probe(features[fit_idx], labels[fit_idx], layer)
     confidence = probe.confidence(features[test_idx])
     right = labels[test_idx]

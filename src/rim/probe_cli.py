@@ -6,11 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.table import Table
 
 from rim.bench import report
-from rim.progress import console
+from rim.progress import console, err_console
 
 THRESHOLDS = [0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
 
@@ -35,11 +34,19 @@ def cmd_probe_fit(args: argparse.Namespace) -> int:
     from rim.data.sources import load_records
     from rim.infer import load_run
     from rim.probe import fit_probe
+    from rim.rundir_lock import run_dir_lock
+    from rim.runinfo import model_directory
 
-    run = load_run(args.run)
-    probe, found = fit_probe(run, load_records(args.data), run.info.checker, args.layer,
-                             args.seed)
-    probe.save(args.run, asdict(found))
+    model_dir = model_directory(args.run)  # the lock is on its run directory, if it has one
+    locked = model_dir.parent if (model_dir.parent / "config.yaml").is_file() else model_dir
+    with run_dir_lock(locked, "rim probe fit"):
+        run = load_run(args.run)
+        probe, found = fit_probe(run, load_records(args.data), run.info.checker, args.layer,
+                                 args.seed, source=args.data)
+        if (model_dir / "probe.safetensors").exists():
+            err_console.print(f"replacing the probe in {model_dir}", markup=False,
+                              highlight=False, soft_wrap=True)
+        probe.save(args.run, asdict(found))
     table = Table(title=f"probe on layer {args.layer}: fitted on {found.n_fit}, tested on "
                         f"{found.n_test}")
     table.add_column("metric")
@@ -60,6 +67,8 @@ def probe_eval(run, run_path: str, records, checker: str, select: bool, adaptive
                out: Path | None, answers: list[list[str]] | None = None) -> dict:
     """Probe-selected accuracy and the adaptive-compute table of `run` on `records`; `answers`
     (after every block, per record) are decoded here unless the evaluation already has them."""
+    import torch
+
     from rim.probe import Probe, adaptive_table, block_states, correctness
 
     probe = Probe.load(run_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -78,6 +79,17 @@ class Reporter:
                 f"{row['stage']} step {completed}/{total}  loss {row['loss']:.4f}  "
                 f"lr {row['lr']:.2e}  {row['tokens_per_s']:,.0f} tok/s  ETA {_clock(eta)}",
                 markup=False, highlight=False, soft_wrap=True)
+
+    def begin(self, plans: list, global_step: int) -> None:
+        """Training starts, or resumes at `global_step`, with the stages `plans`
+        (`rim.schedule.StagePlan`s); a hook for subclasses (`rim.callbacks`)."""
+
+    def logged(self, row: dict) -> None:
+        """A row of metrics.jsonl was written: a step's loss, an evaluation (`event: eval`) or a
+        stage's start (`event: stage`); a hook for subclasses."""
+
+    def saved(self, path: Path, global_step: int) -> None:
+        """A checkpoint was written to `path` after `global_step` optimizer steps; a hook."""
 
     def end_stage(self, task: int) -> None:
         """Finish `task`."""

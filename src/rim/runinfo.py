@@ -15,9 +15,8 @@ from pydantic import Field, ValidationError
 from rim.data.answers import Checker
 from rim.errors import RimInputError
 from rim.methods import METHODS, AnyMethodConfig
+from rim.outputs import RUN_INFO
 from rim.schema import Section
-
-RUN_INFO = "rim.json"
 
 
 class RunInfo(Section):

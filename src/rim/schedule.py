@@ -17,15 +17,18 @@ from rim.methods import Method
 
 
 def stage_steps(stage: StageConfig, n_examples: int, effective_batch: int) -> int:
-    """Optimizer steps of a stage: `steps`, or `epochs` passes over the data."""
+    """Optimizer steps of a stage: `steps`, or `epochs` passes over the data of
+    `steps_per_epoch` steps each (a fraction of an epoch rounded up)."""
     if stage.steps is not None:
         return stage.steps
-    return math.ceil(stage.epochs * n_examples / effective_batch)
+    return math.ceil(round(stage.epochs * steps_per_epoch(n_examples, effective_batch), 9))
 
 
 def steps_per_epoch(n_examples: int, effective_batch: int) -> int:
-    """Optimizer steps in one pass over the data (the loader drops an incomplete last batch)."""
-    return max(1, n_examples // effective_batch)
+    """Optimizer steps in one pass over the data: `ceil(n / batch)`, the incomplete last batch
+    included, as Coconut's official loader (no `drop_last`) and its accumulation, which steps
+    at the loader's end, count them."""
+    return max(1, math.ceil(n_examples / effective_batch))
 
 
 def warmup_steps(stage: StageConfig, steps: int) -> int:
@@ -58,6 +61,8 @@ class StagePlan:
     effective_batch: int
     dropout: dict[str, float] = field(default_factory=dict)
     """Effective dropout per module kind during the stage (see `rim.modeling.dropout_by_kind`)."""
+    curriculum: str = ""
+    """How the method's layout changes over the stage, beyond `fraction` (`Method.curriculum`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,14 +74,53 @@ def plan_stages(cfg: Config, method: Method, n_examples: int, processes: int = 1
     dropout per module kind before training (a stage's `dropout` sets every kind)."""
     batch = cfg.trainer.batch_size * cfg.trainer.grad_accum * processes
     plans, current = [], dict(dropout or {})
-    for stage in method.stages:
+    for stage, steps in zip(method.stages, budgeted_steps(cfg, method, n_examples, batch)):
         key = method.settings(stage)
         settings: StageConfig = getattr(cfg.trainer, key)
-        steps = stage_steps(settings, n_examples, batch)
         if settings.dropout is not None:
             current = {kind: settings.dropout for kind in current} or {"all": settings.dropout}
         plans.append(StagePlan(stage, key, steps, steps_per_epoch(n_examples, batch),
                                settings.lr, warmup_steps(settings, steps),
                                settings.optimizer_reset, cfg.trainer.batch_size,
                                cfg.trainer.grad_accum, processes, batch, dict(current)))
+        plans[-1].curriculum = method.for_stage(stage, steps, plans[-1].steps_per_epoch,
+                                                cfg.trainer.seed).curriculum(stage)
     return plans
+
+
+def next_reset(plan: StagePlan, method: Method, start: int) -> int | None:
+    """The first step after `start` (where the current AdamW began) that gets a fresh one:
+    the next epoch with `optimizer_reset: epoch`, or where the method's curriculum asks
+    (`method.resets_optimizer`, on the method bound to the stage); None: none before the end."""
+    epoch = start + plan.steps_per_epoch if plan.optimizer_reset == "epoch" else None
+    asked = next((s for s in range(start + 1, plan.steps)
+                  if method.resets_optimizer(plan.name, s)), None)
+    found = [s for s in (epoch, asked) if s is not None]
+    return min(found) if found else None
+
+
+def budgeted_steps(cfg: Config, method: Method, n_examples: int, effective_batch: int) -> list[int]:
+    """Optimizer steps of each stage of `method`: the steps of the trainer sections it trains
+    (`method.budget`); with `trainer.budget: baseline`, `trainer.baseline`'s steps split between
+    the stages in proportion to those (rounded so that they add up exactly)."""
+    own = [sum(stage_steps(getattr(cfg.trainer, key), n_examples, effective_batch)
+               for key in method.budget(stage)) for stage in method.stages]
+    uses_baseline = any("baseline" in method.budget(stage) for stage in method.stages)
+    if cfg.trainer.budget != "baseline" or uses_baseline:
+        return own
+    total = stage_steps(cfg.trainer.baseline, n_examples, effective_batch)
+    weight = sum(own)
+    if weight == 0:
+        return [total] + [0] * (len(own) - 1)
+    ends = [round(total * sum(own[: i + 1]) / weight) for i in range(len(own))]
+    return [end - start for start, end in zip([0, *ends], ends)]
+
+
+def counted_steps(cfg: Config, method: Method) -> int | None:
+    """Optimizer steps of all stages when the config counts them in steps (None when some are
+    counted in epochs, which need the data)."""
+    keys = {key for stage in method.stages for key in method.budget(stage)}
+    if cfg.trainer.budget == "baseline" and "baseline" not in keys:
+        keys = {"baseline"}
+    counts = [getattr(cfg.trainer, key).steps for key in keys]
+    return sum(c for c in counts if c is not None) if None not in counts else None

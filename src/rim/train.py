@@ -4,8 +4,9 @@ One process is simply world size 1; `accelerate launch` or torchrun runs the sam
 GPUs (or CPUs, over gloo). The plan (`rim.schedule`) fixes each stage's steps and learning rate
 as functions of the optimizer step. The loader yields examples; each step asks the method for
 the batch laid out at that step's point of the stage (`fraction = step / steps`), so the
-curriculum never lags. Each stage (or, with `optimizer_reset: epoch`, each epoch) gets a fresh
-AdamW; the previous one is released. With `trainer.save_every`, checkpoints let a killed run
+curriculum never lags. Each stage (or, with `optimizer_reset: epoch`, each epoch, or where
+the method's curriculum asks, `rim.methods.stepping`) gets a fresh AdamW; the previous one is
+released. With `trainer.save_every`, checkpoints let a killed run
 resume exactly where it was (`rim.checkpoints`).
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader
 
@@ -26,9 +28,10 @@ from rim.config import StageConfig
 from rim.encoding import Example
 from rim.errors import RimRunError, RimStopped
 from rim.modeling import dropout_by_kind, set_dropout
+from rim.outputs import follow_umask
 from rim.prepare import Prepared
 from rim.progress import Reporter, log
-from rim.schedule import StagePlan, lr_at, plan_stages
+from rim.schedule import StagePlan, lr_at, next_reset, plan_stages
 from rim.trainlog import Metrics, Window, banner
 from rim.validation import Validator
 
@@ -39,6 +42,9 @@ class _Run:
     def __init__(self, prep: Prepared, run_dir: Path, reporter: Reporter, resume: bool) -> None:
         cfg = self.cfg = prep.cfg
         self.prep, self.run_dir, self.reporter = prep, run_dir, reporter
+        # an earlier run in this process (a sweep, tests) may have fixed another mixed precision
+        # in Accelerate's process-wide state; the distributed part (PartialState) is kept
+        AcceleratorState._reset_state()
         self.accelerator = Accelerator(
             mixed_precision=cfg.trainer.mixed_precision,
             gradient_accumulation_steps=cfg.trainer.grad_accum,
@@ -54,19 +60,22 @@ class _Run:
         found = latest_checkpoint(run_dir) if resume else None
         self.checkpoint, self.position = found if found else (None, Position())
         self.metrics = Metrics(self.accelerator, run_dir / "metrics.jsonl",
-                               self.position.metrics_bytes if resume else None)
+                               self.position.metrics_bytes if resume else None, reporter.logged)
         self.validator = Validator.create(prep, run_dir) if cfg.trainer.eval_every else None
         if self.validator is not None:
             self.validator.best = self.position.best
         self.signals = StopSignals()
+        self.method = prep.method  # bound to each stage by `_run_stage`
 
     def save(self, window: Window) -> Path:
         """A checkpoint of the current position."""
         self.position.window = window.state()
         self.position.best = self.validator.best if self.validator else None
         self.position.metrics_bytes = self.metrics.size()
-        return save_checkpoint(self.accelerator, self.run_dir, self.position,
+        path = save_checkpoint(self.accelerator, self.run_dir, self.position,
                                self.cfg.trainer.keep_last)
+        self.reporter.saved(path, self.position.global_step)
+        return path
 
 
 def train(prep: Prepared, run_dir: Path, reporter: Reporter, resume: bool = False) -> Path:
@@ -79,6 +88,11 @@ def train(prep: Prepared, run_dir: Path, reporter: Reporter, resume: bool = Fals
     run.accelerator.wait_for_everyone()  # the main process has created run_dir
     plans = plan_stages(cfg, prep.method, len(prep.train), run.accelerator.num_processes)
     run.reporter.banner(banner(prep, plans, run.accelerator, run_dir))
+    run.reporter.begin(plans, run.position.global_step)
+    if run.checkpoint is not None and run.accelerator.is_main_process:
+        at, plan = run.position, plans[min(run.position.stage_index, len(plans) - 1)]
+        log.info("resuming %s from checkpoint %s: %s step %d of %d (global step %d)", run_dir,
+                 run.checkpoint.name, plan.name, at.step, plan.steps, at.global_step)
     try:
         with run.signals:
             previous = dropout_by_kind(model)
@@ -88,7 +102,7 @@ def train(prep: Prepared, run_dir: Path, reporter: Reporter, resume: bool = Fals
                     continue
                 previous = _run_stage(run, model, index, plan, previous)
                 _save(run.accelerator, model, prep, run_dir / "checkpoints" / plan.name)
-        if run.validator is not None and cfg.trainer.keep_best:
+        if run.validator is not None and cfg.trainer.select == "best":
             run.validator.restore_best(model)
         final = run_dir / "model"
         _save(run.accelerator, model, prep, final, merge=True)
@@ -126,6 +140,8 @@ def _run_stage(run: _Run, model: torch.nn.Module, index: int, plan: StagePlan,
     """Train one stage (from the run's position); returns its dropout per module kind."""
     prep, cfg, pos, accelerator = run.prep, run.cfg, run.position, run.accelerator
     settings: StageConfig = getattr(cfg.trainer, plan.settings)
+    run.method = prep.method.for_stage(plan.name, plan.steps, plan.steps_per_epoch,
+                                       cfg.trainer.seed)  # its layouts at this stage's steps
     _set_stage_dropout(model, settings)
     plan.dropout = dropout_by_kind(model)
     resumed = pos.stage_index == index and (pos.step > 0 or run.checkpoint is not None)
@@ -139,7 +155,7 @@ def _run_stage(run: _Run, model: torch.nn.Module, index: int, plan: StagePlan,
         run.metrics.log({"event": "stage", "step": pos.global_step, "stage": plan.name,
                          "plan": plan.to_dict(), "settings": settings.model_dump()})
     loader = DataLoader(prep.train, batch_size=cfg.trainer.batch_size, shuffle=True,
-                        collate_fn=_examples, drop_last=len(prep.train) > cfg.trainer.batch_size)
+                        collate_fn=_examples)  # the last, incomplete batch too (`rim.schedule`)
     window = Window(**pos.window) if resumed and pos.window else Window()
     task = run.reporter.start_stage(plan.name, plan.steps)
     if run.checkpoint is not None and pos.step >= plan.steps:  # resumed at the stage's end
@@ -160,8 +176,7 @@ def _run_stage(run: _Run, model: torch.nn.Module, index: int, plan: StagePlan,
         else:
             pos.pass_start = pos.step
         trained.train()
-        reset_at = (pos.pass_start + plan.steps_per_epoch
-                    if settings.optimizer_reset == "epoch" else None)
+        reset_at = next_reset(plan, run.method, pos.pass_start)
         while pos.step < plan.steps and pos.step != reset_at:
             batches.set_epoch(pos.epoch)
             epoch = accelerator.skip_first_batches(batches, pos.batches) if pos.batches else batches
@@ -187,7 +202,7 @@ def _train_step(run: _Run, plan: StagePlan, settings: StageConfig, trained, opti
     is over (the stage's steps are done, or the step `reset_at` gets a fresh optimizer)."""
     prep, cfg, pos, accelerator = run.prep, run.cfg, run.position, run.accelerator
     fraction = pos.step / plan.steps  # how far the stage is at the step this batch trains
-    laid_out = prep.method.collate(examples, plan.name, fraction, **prep.collate_options)
+    laid_out = run.method.collate(examples, plan.name, fraction, **prep.collate_options)
     batch = {k: v.to(accelerator.device) for k, v in laid_out.items()}
     with accelerator.accumulate(trained):
         loss = prep.method.loss(trained, batch)
@@ -223,7 +238,7 @@ def _train_step(run: _Run, plan: StagePlan, settings: StageConfig, trained, opti
         window.reset_loss()
     every = plan.steps_per_epoch if cfg.trainer.eval_every == "epoch" else cfg.trainer.eval_every
     if run.validator is not None and (pos.step % every == 0 or pos.step == plan.steps):
-        result = run.validator.check(accelerator.unwrap_model(trained), accelerator)
+        result = run.validator.check(accelerator.unwrap_model(trained), accelerator, plan.name)
         if result is not None:
             run.metrics.log({"event": "eval", "step": pos.global_step, "stage": plan.name,
                              **result})
@@ -254,6 +269,7 @@ def _save(accelerator: Accelerator, model, prep: Prepared, out: Path,
     model.save_pretrained(out, safe_serialization=True, **state)
     prep.tok.save_pretrained(out)
     prep.run_info().save(out)
+    follow_umask(out)  # safetensors writes 0600
 
 
 def _keeping_generators(batches):

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from accelerate import Accelerator
 
+from rim.families import family
 from rim.prepare import Prepared
 from rim.schedule import StagePlan
 
@@ -43,8 +45,9 @@ class Window:
 class Metrics:
     """metrics.jsonl (main process only) and the experiment trackers."""
 
-    def __init__(self, accelerator: Accelerator, path: Path, truncate_at: int | None = None):
-        self.accelerator = accelerator
+    def __init__(self, accelerator: Accelerator, path: Path, truncate_at: int | None = None,
+                 on_row: Callable[[dict], None] | None = None):
+        self.accelerator, self.on_row = accelerator, on_row
         self.file: IO[str] | None = None
         if accelerator.is_main_process:
             if truncate_at is not None and path.is_file():  # rows after the resumed checkpoint
@@ -58,6 +61,8 @@ class Metrics:
             return
         self.file.write(json.dumps(row) + "\n")
         self.file.flush()
+        if self.on_row is not None:
+            self.on_row(row)
         scalars = {f"{row['stage']}/{k}": v for k, v in row.items()
                    if k in ("loss", "lr", "tokens_per_s", "accuracy")}
         if scalars:
@@ -82,5 +87,6 @@ def banner(prep: Prepared, plans: list[StagePlan], accelerator: Accelerator,
              f"accumulation x {plan.processes} processes)") if plan else "-"
     stages = ", ".join(f"{p.name} {p.steps} steps" for p in plans)
     return (f"rim train: {prep.cfg.method.name} on {len(prep.train):,} examples; "
-            f"{params:,} parameters ({trainable:,} trainable); device {accelerator.device}; "
+            f"model family {family(prep.model)}, {params:,} parameters ({trainable:,} trainable); "
+            f"device {accelerator.device}; "
             f"effective batch {batch}; {stages}; output {run_dir}")

@@ -1,6 +1,9 @@
-"""Evaluation while training: accuracy on the validation records every `trainer.eval_every`
-steps, and with `trainer.keep_best` the weights of the best evaluation, restored at the end
-(Coconut's selection of the checkpoint with the best validation accuracy)."""
+"""Evaluation while training: accuracy on the validation records (`data.eval`, never
+`data.test`) every `trainer.eval_every` steps, and with `trainer.select: best` the weights of the
+best evaluation, restored at the end (Coconut's selection of the checkpoint with the best
+validation accuracy). Only evaluations in
+a stage the method is reported in compete (`Method.selectable`: for Coconut, the all-latent
+stage), so an earlier stage's model is never reported as the method."""
 
 from __future__ import annotations
 
@@ -25,33 +28,36 @@ class Validator:
 
     @classmethod
     def create(cls, prep: Prepared, run_dir: Path) -> Validator:
-        if not prep.valid_records:
+        if not prep.eval_records:
             from rim.errors import RimInputError
 
-            raise RimInputError("trainer.eval_every needs data.valid or data.eval",
+            raise RimInputError("trainer.eval_every needs data.eval (the validation split)",
                                 source="config")
         return cls(prep, run_dir / "checkpoints" / "best" / "model.safetensors")
 
-    def check(self, model: torch.nn.Module, accelerator: Accelerator) -> dict | None:
-        """Evaluate `model`; returns the accuracies (None on the processes that only wait)."""
+    def check(self, model: torch.nn.Module, accelerator: Accelerator, stage: str) -> dict | None:
+        """Evaluate `model`, trained up to a point of `stage`; returns the accuracies and whether
+        the evaluation competes for the best (`selectable`; None on the processes that wait)."""
         result = None
         if accelerator.is_main_process:
             prep = self.prep
             model.eval()
             run = LoadedRun(model, prep.tok, prep.method, prep.run_info())
             with torch.no_grad():
-                accuracy = evaluate(run, prep.valid_records, prep.cfg.data.checker,
+                accuracy = evaluate(run, prep.eval_records, prep.cfg.data.checker,
                                     batch_size=prep.cfg.trainer.eval_batch_size, per_block=False,
                                     latency_samples=0)["accuracy"]
-            improved = self.best is None or accuracy > self.best
+            selectable = prep.method.selectable(stage)
+            improved = selectable and (self.best is None or accuracy > self.best)
             if improved:
                 self.best = accuracy
-                if prep.cfg.trainer.keep_best:
+                if prep.cfg.trainer.select == "best":
                     self.best_file.parent.mkdir(parents=True, exist_ok=True)
                     partial = self.best_file.with_name(f".{self.best_file.name}.tmp")
                     save_model(model, str(partial))
                     partial.replace(self.best_file)  # a kill mid-write leaves the old best
-            result = {"accuracy": accuracy, "best_accuracy": self.best, "improved": improved}
+            result = {"accuracy": accuracy, "best_accuracy": self.best, "improved": improved,
+                      "selectable": selectable}
         accelerator.wait_for_everyone()
         return result
 

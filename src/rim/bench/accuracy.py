@@ -37,7 +37,8 @@ __all__ = ["load_sweep", "run_sweep"]
 
 def sweep_jobs(sweep: Sweep, out: Path, data: dict[str, str]) -> list[Job]:
     """One job per (method, seed), into OUT/runs/METHOD/seedS."""
-    return [Job(f"{m}-seed{s}", sweep.run_config(m, s, data), out / "runs" / m / f"seed{s}")
+    runs = str((out / "runs").resolve())
+    return [Job(f"{m}-seed{s}", sweep.run_config(m, s, data, runs), out / "runs" / m / f"seed{s}")
             for m in sweep.methods for s in sweep.seeds]
 
 

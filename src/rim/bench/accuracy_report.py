@@ -12,6 +12,8 @@ from typing import Any
 from rich.console import Console
 
 from rim.bench import report
+from rim.bench.paper import COLUMNS as PAPER_COLUMNS
+from rim.bench.paper import add_published
 from rim.bench.sweep import Sweep
 from rim.jobs import Job
 
@@ -45,9 +47,10 @@ def _seen(data: dict[str, str]) -> float | None:
     from rim.data.readers import read_records
     from rim.data.stats import seen_fraction
 
-    if not all(Path(data.get(k, "")).is_file() for k in ("train", "eval")):
+    held = data.get("test") or data.get("eval") or ""  # the reported split
+    if not (Path(data.get("train", "")).is_file() and Path(held).is_file()):
         return None
-    return seen_fraction(read_records(data["eval"]), read_records(data["train"]))
+    return seen_fraction(read_records(held), read_records(data["train"]))
 
 
 def _digit_accuracy(job: Job, result: dict[str, Any]) -> float | None:
@@ -61,7 +64,33 @@ def _digit_accuracy(job: Job, result: dict[str, Any]) -> float | None:
     from rim.data.readers import read_records
 
     return mean_digit_accuracy(result["predictions"],
-                               [r.answer for r in read_records(job.cfg.data.eval)])
+                               [r.answer for r in read_records(_reported_file(job, result))])
+
+
+def _reported_file(job: Job, result: dict[str, Any]) -> str:
+    """The data file of the split whose scores are eval.json's top-level keys (`reported`: the
+    test split when the run had one; an eval.json from before the splits: `data.eval`)."""
+    data = job.cfg.data
+    return str(data.test if result.get("reported") == "test" and data.test else data.eval)
+
+
+def _scored(job: Job, result: dict[str, Any]) -> dict[str, Any]:
+    """`result` under the one scoring rule of `rim.data.answers`: an eval.json written before
+    it (no `unparsable`) is scored again from its saved final answers, and its per-block and
+    any-block accuracies, whose answers it did not save, are dropped."""
+    if "unparsable" in result or "predictions" not in result:
+        return result
+    from rim.data.answers import check_answer, parsable
+    from rim.data.sources import load_records
+
+    predictions, checker = result["predictions"], job.cfg.data.checker
+    golds = [r.answer for r in load_records(_reported_file(job, result))]
+    if len(golds) != len(predictions) or not golds:
+        return result
+    right = [check_answer(p, g, checker) for p, g in zip(predictions, golds)]
+    return {**result, "accuracy": sum(right) / len(right), "correct": right,
+            "unparsable": sum(not parsable(p, checker) for p in predictions) / len(right),
+            "per_block": None, "any_block_accuracy": None}
 
 
 def summarise(sweep: Sweep, jobs: list[Job], out: Path, data: dict[str, str]) -> dict[str, Any]:
@@ -72,13 +101,14 @@ def summarise(sweep: Sweep, jobs: list[Job], out: Path, data: dict[str, str]) ->
         path = job.run_dir / "eval.json"
         if not path.is_file():
             continue
-        result = json.loads(path.read_text())
+        result = _scored(job, json.loads(path.read_text()))
         seconds, steps = _train_seconds(job.run_dir)
         method, seed = job.cfg.method.name, job.cfg.trainer.seed
         runs.append({"method": method, "seed": seed, "accuracy": result["accuracy"],
                      "digit_accuracy": _digit_accuracy(job, result),
                      "any_block_accuracy": result.get("any_block_accuracy"),
                      "per_block": result.get("per_block"), "n": result.get("n"),
+                     "unparsable": result.get("unparsable"),
                      "ttft_ms": result.get("ttft_ms"), "train_s": seconds, "steps": steps,
                      "run": str(job.run_dir.relative_to(out))})
     rows = []
@@ -95,13 +125,19 @@ def summarise(sweep: Sweep, jobs: list[Job], out: Path, data: dict[str, str]) ->
         digits = [r["digit_accuracy"] for r in mine if r["digit_accuracy"] is not None]
         train_s, _ = _mean_se([r["train_s"] for r in mine if r["train_s"] is not None])
         ttft, _ = _mean_se([r["ttft_ms"] for r in mine if r["ttft_ms"] is not None])
+        unparsable, _ = _mean_se([r["unparsable"] for r in mine if r["unparsable"] is not None])
         rows.append({"method": method, "seeds": len(mine), "accuracy": mean, "stderr": se,
                      "seed_accuracies": [r["accuracy"] for r in mine],
                      "digit_accuracy": statistics.mean(digits) if digits else None,
                      "any_block_accuracy": anyb, "per_block": per_block,
+                     "unparsable": unparsable,
                      "steps": mine[0]["steps"], "train_s": train_s, "ttft_ms": ttft})
+    if sweep.published:  # a paper table: the published number beside ours
+        add_published(rows, sweep.published)
     task = sweep.task.model_dump() if sweep.task is not None else None
     return {"task": task, "data": data, "test_seen_in_train": _seen(data),
+            "table": sweep.table, "stand_in": sweep.stand_in is not None,
+            "published": bool(sweep.published),
             "eval_file": (sweep.data or {}).get("eval") if sweep.task else None,
             "source": sweep.source,
             "seeds": sweep.seeds, "expected_runs": len(jobs), "finished_runs": len(runs),
@@ -117,6 +153,7 @@ COLUMNS = [
     report.Column("seed_list", "per seed (%)", align="left"),
     report.Column("any_block_accuracy", "any-block (%)", report.percent()),
     report.Column("per_block_list", "after each block (%)", align="left"),
+    report.Column("unparsable", "no answer (%)", report.percent()),
     report.Column("steps", "steps"),
     report.Column("train_s", "train s", report.fixed(0)),
 ]
@@ -139,13 +176,19 @@ def write_summary(summary: dict, out: Path, console: Console | None) -> None:
     if task and summary.get("eval_file"):
         what += f", evaluated on {os.path.relpath(summary['eval_file'])}"
     title = f"Accuracy: {what}"
+    if summary.get("table"):
+        title = f"{summary['table']}{' (CPU stand-in)' if summary.get('stand_in') else ''}"
     notes = [f"{summary['finished_runs']} of {summary['expected_runs']} runs finished "
              f"(seeds {', '.join(map(str, summary['seeds']))}); mean and standard error over "
              f"seeds. Sweep: {summary['source']}."]
     if summary.get("test_seen_in_train") is not None:
         notes.append(f"Test questions also in the training data: "
                      f"{100 * summary['test_seen_in_train']:.1f}%.")
-    report.publish(out, "accuracy", summary, title, _display(summary["rows"]), COLUMNS, notes,
+    columns = COLUMNS + PAPER_COLUMNS if summary.get("published") else COLUMNS
+    if summary.get("stand_in"):
+        notes.append("Stand-in run: tiny random models and generated data, to check the "
+                     "pipeline; its accuracies are not comparable with the published ones.")
+    report.publish(out, "accuracy", summary, title, _display(summary["rows"]), columns, notes,
                    plot if summary["rows"] else None, console)
 
 

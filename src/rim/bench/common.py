@@ -29,14 +29,6 @@ def default_methods() -> list[str]:
     return list(METHODS)
 
 
-def check_methods(methods: list[str]) -> list[str]:
-    """`methods`, each checked against `METHODS`."""
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown method {unknown[0]!r} (known: {', '.join(METHODS)})")
-    return methods
-
-
 def build_method(name: str, special: SpecialIds, **settings: Any) -> Method:
     """The method `name` with those of `settings` that are its own (e.g. `blocks` for RiM and
     pause, `latent_stages` for Coconut); None values keep the method's defaults."""

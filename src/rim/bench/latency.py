@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import Field, field_validator
 from rich.console import Console
 
 from rim.bench import report
@@ -38,73 +37,16 @@ from rim.bench.common import (
     BenchModel,
     bench_model,
     build_method,
-    check_methods,
     default_methods,
     describe_model,
     model_config,
 )
+from rim.bench.settings import LATENCY_PATHS, LatencySettings
 from rim.errors import RimInputError
 from rim.methods import Method
 from rim.modeling import DTYPES, context_length, torch_device
-from rim.schema import Device, Dtype, Section
 
-
-class LatencySettings(Section):
-    """Settings of `rim bench latency` (also the keys of a configs/bench/latency-*.yaml file)."""
-
-    model: str | None = None
-    """Model preset (a config file with a `model:` section, e.g. configs/model/tiny.yaml);
-    null: the default 4-layer d-256 GPT-2. Ignored with `run`."""
-    run: str | None = None
-    """A trained run directory: its weights, tokenizer, K and M instead of a random model."""
-    data: str | None = None
-    """Records whose questions are asked (needs a tokenizer: `run` or a pretrained model);
-    null: random questions of `question_tokens` tokens."""
-    methods: list[str] | None = None
-    """Methods to time; null: every registered method."""
-    batches: list[int] = Field(default_factory=lambda: [1, 64], min_length=1)
-    """Batch sizes."""
-    device: Device = "cpu"
-    """cpu, cuda or cuda:N."""
-    dtype: Dtype = "float32"
-    """Weights dtype (bfloat16 on a GPU)."""
-    question_tokens: int = Field(48, ge=1)
-    """Q: tokens of a random question (GSM8k questions are about 40-60 GPT-2 tokens)."""
-    answer_tokens: int = Field(4, ge=1)
-    """A: answer tokens every method generates."""
-    chain_tokens: int = Field(25, ge=0)
-    """C: chain tokens before the answer, for methods that write a chain (CoT)."""
-    blocks: int | None = Field(None, ge=1)
-    """K memory blocks (pause, RiM); null: the run's, else 8."""
-    block_size: int | None = Field(None, ge=1)
-    """M memory tokens per block; null: the run's, else 2."""
-    thoughts_per_step: int = Field(1, ge=1)
-    """Coconut: c continuous thoughts per latent stage."""
-    latent_stages: int | None = Field(None, ge=0)
-    """Coconut: latent stages L (c x L thoughts); null: K."""
-    warmup: int = Field(2, ge=0)
-    """Untimed rounds first."""
-    repeats: int = Field(10, ge=1)
-    """Timed rounds; the median is reported."""
-    threads: int | None = Field(None, ge=1)
-    """torch CPU threads (null: torch's default)."""
-    seed: int = 0
-    """Seed of the random model and questions."""
-
-    @field_validator("methods")
-    @classmethod
-    def _known(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else check_methods(value)
-
-    @field_validator("batches")
-    @classmethod
-    def _positive(cls, value: list[int]) -> list[int]:
-        if any(b < 1 for b in value):
-            raise ValueError("must all be at least 1")
-        return value
-
-
-PATH_SETTINGS = ("model", "run", "data")
+PATH_SETTINGS = LATENCY_PATHS
 
 COLUMNS = [
     report.Column("method", "method", align="left"),
@@ -133,7 +75,9 @@ def run_latency(settings: LatencySettings, out: str | Path,
     built = {name: build_method(name, bench.special, blocks=blocks, block_size=block_size,
                                 thoughts_per_step=settings.thoughts_per_step,
                                 latent_stages=latent) for name in methods}
+    settings = _fit_question(settings, model, built)
     pool = _questions(settings, bench, max(settings.batches))
+    settings = _fit_chain(settings, model, built, pool)
     _check_context(model, built, pool, settings)
 
     rows = []
@@ -221,6 +165,31 @@ def _questions(s: LatencySettings, bench: BenchModel, n: int) -> list[tuple[int,
     return [tuple(rng.choice(plain) for _ in range(s.question_tokens)) for _ in range(n)]
 
 
+def _fit_question(s: LatencySettings, model, methods: dict[str, Method]) -> LatencySettings:
+    """With a trained run, random questions left at the default length are cut to what the run's
+    context holds beside the longest prompt's blocks and the answer (and a chain of at least
+    one token where CoT is timed)."""
+    limit = context_length(model)
+    if s.run is None or s.data is not None or limit is None or "question_tokens" in s.model_fields_set:
+        return s
+    blocks = max(m.prompt_length((0,)) - 1 for m in methods.values())
+    chain = 1 if any(m.writes_chain for m in methods.values()) else 0
+    room = limit - s.answer_tokens - blocks - chain
+    return s.model_copy(update={"question_tokens": max(1, min(s.question_tokens, room))})
+
+
+def _fit_chain(s: LatencySettings, model, methods: dict[str, Method], questions) -> LatencySettings:
+    """With a trained run, a CoT chain left at the default length is cut to what the run's
+    context holds after the longest question and before the answer."""
+    limit = context_length(model)
+    chained = [m for m in methods.values() if m.writes_chain]
+    if s.run is None or limit is None or not chained or "chain_tokens" in s.model_fields_set:
+        return s
+    longest = max(m.prompt_length(q) for m in chained for q in questions)
+    room = limit - longest - s.answer_tokens
+    return s.model_copy(update={"chain_tokens": max(0, min(s.chain_tokens, room))})
+
+
 def _check_context(model, methods: dict[str, Method], questions, s: LatencySettings) -> None:
     limit = context_length(model)
     if limit is None:
@@ -229,8 +198,12 @@ def _check_context(model, methods: dict[str, Method], questions, s: LatencySetti
         longest = max(len(method.prompt(q)) for q in questions)
         need = longest + s.answer_tokens + (s.chain_tokens if method.writes_chain else 0)
         if need > limit:
+            fix = ("pass shorter --question-tokens, --chain-tokens or --answer-tokens, fewer "
+                   "--blocks, or --data with shorter questions" if s.run is not None else
+                   "raise model.max_length in the --model preset, or pass shorter "
+                   "--question-tokens, --chain-tokens or --answer-tokens")
             raise RimInputError(f"{name} needs {need} positions, more than the model's context "
-                                f"of {limit} (raise model.max_length)", source="latency settings")
+                                f"of {limit}: {fix}", source="latency settings")
 
 
 def _add_ratios(rows: list[dict]) -> None:

@@ -21,44 +21,21 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field
 from rich.console import Console
 
 from rim.bench import report
+from rim.bench.settings import MEMORY_PATHS, MemorySettings
 from rim.errors import RimInputError
 from rim.progress import Reporter
-from rim.schema import Device, Section
 
 VARIANTS = ("released", "kept")
 MIB = 2**20
 
 
-class MemorySettings(Section):
-    """Settings of `rim bench memory` (also the keys of a configs/bench/memory-*.yaml file)."""
-
-    model: str | None = None
-    """Model preset (configs/model/*.yaml, built from scratch); null: the default 4-layer
-    d-256 GPT-2."""
-    steps: int = Field(3, ge=1)
-    """Optimizer steps per stage."""
-    batch_size: int = Field(8, ge=1)
-    """Examples per step (digit chains)."""
-    blocks: int = Field(4, ge=1)
-    """K: memory blocks."""
-    precision: Literal["bf16", "no"] = "no"
-    """Mixed precision of the run (trainer.mixed_precision)."""
-    device: Device = "cpu"
-    """cpu or cuda (the trainer takes the GPU when there is one)."""
-    threads: int | None = Field(None, ge=1)
-    """torch CPU threads (null: torch's default)."""
-    seed: int = 0
-    """Seed of the model and the chains."""
-
-
-PATH_SETTINGS = ("model",)
+PATH_SETTINGS = MEMORY_PATHS
 
 COLUMNS = [
     report.Column("variant", "previous optimizer", align="left"),

@@ -15,73 +15,39 @@ longest sequences); stage 2 with K blocks and the answer after each. Building th
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from pathlib import Path
-from typing import Literal
 
 import torch
-from pydantic import Field
 from rich.console import Console
 
+from rim import losses
 from rim.bench import report
 from rim.bench.common import describe_model, model_config
+from rim.bench.settings import STEP_PATHS, StepSettings
 from rim.data.generators.chain import generate_chain
 from rim.encoding import encode
 from rim.errors import RimInputError
 from rim.generation import sync
 from rim.methods import make_method
 from rim.modeling import torch_device
-from rim.schema import Device, Section
 
 TARGET_RATIO = 1.3
 
 
-class StepSettings(Section):
-    """Settings of `rim bench step` (also the keys of a configs/bench/step-*.yaml file)."""
-
-    model: str | None = None
-    """Model preset (configs/model/*.yaml); null: the default 4-layer d-256 GPT-2."""
-    batch_size: int = Field(64, ge=1)
-    """Examples per step."""
-    ops: int = Field(4, ge=1)
-    """Moves per digit chain: steps per example, so stage-1 blocks."""
-    blocks: int = Field(4, ge=1)
-    """K: stage-2 memory blocks."""
-    block_size: int = Field(2, ge=1)
-    """M: memory tokens per block."""
-    precision: Literal["bf16", "no"] = "bf16"
-    """Autocast: bf16 (as the trainer's mixed_precision: bf16) or no."""
-    device: Device = "cpu"
-    """cpu, cuda or cuda:N."""
-    warmup: int = Field(3, ge=0)
-    """Untimed steps first."""
-    repeats: int = Field(10, ge=1)
-    """Timed steps per layout; the median is reported."""
-    threads: int | None = Field(None, ge=1)
-    """torch CPU threads (null: torch's default)."""
-    data: str | None = None
-    """Records whose lengths shape the batch (e.g. the GSM8k-Aug validation file), drawn with
-    `seed`; null: digit chains of `ops` moves."""
-    pack_length: int | None = Field(None, ge=1)
-    """Also time RiM's layout packed into rows of this many tokens (`trainer.packing`)."""
-    lr: float = Field(1e-3, gt=0)
-    """AdamW learning rate of the timed steps."""
-    seed: int = 0
-    """Seed of the model and the chains."""
-
-
-PATH_SETTINGS = ("model", "data")
+PATH_SETTINGS = STEP_PATHS
 
 COLUMNS = [
-    report.Column("stage", "RiM layout", align="left"),
+    report.Column("stage", "layout", align="left"),
     report.Column("batch", "batch"),
     report.Column("seq_len", "length"),
     report.Column("real_tokens", "non-pad tokens"),
-    report.Column("rim_ms", "RiM step (ms)", report.fixed(1)),
+    report.Column("rim_ms", "step (ms)", report.fixed(1)),
     report.Column("sft_ms", "SFT step (ms)", report.fixed(1)),
     report.Column("ratio", "ratio", report.fixed(2)),
-    report.Column("collate_ms", "RiM collate (ms)", report.fixed(1)),
+    report.Column("collate_ms", "collate (ms)", report.fixed(1)),
     report.Column("ratio_with_collate", "ratio incl. collate", report.fixed(2)),
     report.Column("real_tokens_per_s", "padded: real tok/s", report.fixed(0)),
     report.Column("packed_shape", "packed rows x length", align="left"),
@@ -104,38 +70,43 @@ def run_step(settings: StepSettings, out: str | Path, console: Console | None = 
 
     layouts: dict[str, dict[str, torch.Tensor]] = {}
     collate_ms: dict[str, float] = {}
-    for stage, progress in (("stage1", 0.0), ("stage2", 1.0)):
+    plans = [("stage1", method, "stage1", 0.0), ("stage2", method, "stage2", 1.0)]
+    if settings.nocot:
+        plans.append(("nocot", make_method("nocot", method.special), "baseline", 0.0))
+    methods = {name: m for name, m, _, _ in plans}
+    for name, m, stage, progress in plans:
         times = []
         for _ in range(max(3, settings.repeats // 2)):
             start = time.perf_counter()
-            batch = method.collate(examples, stage, progress)
+            batch = m.collate(examples, stage, progress)
             times.append(time.perf_counter() - start)
-        collate_ms[stage] = 1000 * statistics.median(times)
-        layouts[stage] = {k: v.to(device) for k, v in batch.items()}
-        layouts[f"sft-{stage}"] = {k: v.to(device) for k, v in
-                                   _sft_batch(examples, batch["input_ids"].shape, tok).items()}
+        collate_ms[name] = 1000 * statistics.median(times)
+        layouts[name] = {k: v.to(device) for k, v in batch.items()}
+        layouts[f"sft-{name}"] = {k: v.to(device) for k, v in
+                                  _sft_batch(examples, batch["input_ids"].shape, tok).items()}
         if settings.pack_length:
-            packed = method.collate(examples, stage, progress, pack_length=settings.pack_length)
-            layouts[f"packed-{stage}"] = {k: v.to(device) for k, v in packed.items()}
+            packed = m.collate(examples, stage, progress, pack_length=settings.pack_length)
+            layouts[f"packed-{name}"] = {k: v.to(device) for k, v in packed.items()}
 
-    def rim_step(batch):
-        return method.loss(model, batch)
+    def method_step(name: str):
+        return lambda batch: methods[name.removeprefix("packed-")].loss(model, batch)
 
     def sft_step(batch):
         return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                      labels=batch["input_ids"]).loss
 
     timings: dict[str, list[float]] = {name: [] for name in layouts}
-    for i in range(settings.warmup + settings.repeats):
-        for name, batch in layouts.items():
-            loss_fn = sft_step if name.startswith("sft-") else rim_step
-            seconds = _train_step(model, optimizer, params, loss_fn, batch, settings.precision,
-                                  device)
-            if i >= settings.warmup:
-                timings[name].append(seconds)
+    with losses.full_logits() if settings.full_logits else contextlib.nullcontext():
+        for i in range(settings.warmup + settings.repeats):
+            for name, batch in layouts.items():
+                loss_fn = sft_step if name.startswith("sft-") else method_step(name)
+                seconds = _train_step(model, optimizer, params, loss_fn, batch,
+                                      settings.precision, device)
+                if i >= settings.warmup:
+                    timings[name].append(seconds)
 
     rows = []
-    for stage in ("stage1", "stage2"):
+    for stage in methods:
         shape = layouts[stage]["input_ids"].shape
         rim_ms = 1000 * statistics.median(timings[stage])
         sft_ms = 1000 * statistics.median(timings[f"sft-{stage}"])
@@ -200,6 +171,11 @@ def _setup(s: StepSettings):
     tok = scratch_tokenizer([t for r in records for t in (r.question, *r.steps, r.answer)],
                             cfg.vocab_size)
     model = build_model(cfg.scratch, tok, cfg.max_length)
+    if s.vocab_size is not None:
+        if s.vocab_size < len(tok):
+            raise RimInputError(f"vocab_size {s.vocab_size} is below the tokenizer's {len(tok)}",
+                                source="vocab_size")
+        model.resize_token_embeddings(s.vocab_size, mean_resizing=False)
     method = make_method("rim", special_ids(tok), blocks=s.blocks, block_size=s.block_size)
     return model, tok, method, [encode(r, tok) for r in records]
 
@@ -246,6 +222,9 @@ def _write(result: dict, out: Path, console: Console | None) -> None:
         f"{s['warmup']} warm-up steps. Target: ratio at most {result['target_ratio']}."
         + (f" Packed: the same examples in rows of at most {s['pack_length']} tokens, dense "
            "4D mask." if s["pack_length"] else ""),
+        f"Vocabulary {result['model'].get('vocab_size', '?')}; the methods' LM head "
+        + ("at every position (full logits, the path before head-only)." if s["full_logits"]
+           else "only at labelled positions (rim.losses); SFT's at every position."),
         report.load_note(result["environment"]),
     ]
     report.publish(out, "step", result, title, result["rows"], COLUMNS, notes, plot, console)

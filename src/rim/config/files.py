@@ -3,7 +3,8 @@
 A file may list other files under `include:` (paths relative to it); they are merged in order,
 then the file itself. Merging follows the schema: a section (a settings type such as `trainer`
 or `trainer.stage1`) merges key by key; any other value, free-form mappings such as
-`model.scratch` included, is replaced whole by the later one.
+`model.scratch` included, is replaced whole by the later one, and so is a section whose `name`
+differs from the earlier one's (a recipe that includes RiM's part and names another method).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import yaml
 from pydantic import BaseModel
 
 from rim.errors import RimInputError
+from rim.fileio import read_text
 from rim.schema import section_type
 
 Origins = dict[str, str]
@@ -30,13 +32,16 @@ def read_yaml(path: str | Path, schema: type[BaseModel] | None = None,
 
 
 def _read_with_includes(path: Path, seen: tuple[Path, ...], schema: type[BaseModel] | None,
-                        origins: Origins | None) -> dict[str, Any]:
+                        origins: Origins | None, parent: Path | None = None) -> dict[str, Any]:
+    included = f" (included from {parent})" if parent is not None else ""
+    if path.is_dir():
+        raise RimInputError(f"is a directory, not a config file{included}", source=str(path))
     if not path.is_file():
-        raise RimInputError("config file not found", source=str(path))
+        raise RimInputError(f"config file not found{included}", source=str(path))
     if path.resolve() in seen:
         raise RimInputError("config includes itself", source=str(path))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+        data = yaml.safe_load(read_text(path)) or {}
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
         raise RimInputError("malformed YAML", source=str(path),
@@ -45,10 +50,16 @@ def _read_with_includes(path: Path, seen: tuple[Path, ...], schema: type[BaseMod
         raise RimInputError("a config file must hold a mapping", source=str(path))
     merged: dict[str, Any] = {}
     includes = data.pop("include", []) or []
-    for inc in [includes] if isinstance(includes, str) else includes:
+    includes = [includes] if isinstance(includes, str) else includes
+    wrong = next((i for i in includes if not isinstance(i, str) or not i.strip()), None) \
+        if isinstance(includes, list) else includes
+    if wrong is not None:
+        raise RimInputError(f"field 'include' must be a file name or a list of file names; "
+                            f"{wrong!r} is not one", source=str(path), field="include")
+    for inc in includes:
         inner: Origins | None = {} if origins is not None else None
         merge(merged, _read_with_includes(path.parent / inc, seen + (path.resolve(),), schema,
-                                          inner), schema)
+                                          inner, path), schema)
         if origins is not None:
             origins.update({k: v if "included from" in v else f"{v} (included from {path})"
                             for k, v in inner.items()})
@@ -69,14 +80,20 @@ def _key_lines(path: Path) -> Origins:
                 found[dotted] = f"{path}:{key.start_mark.line + 1}"
                 walk(value, dotted + ".")
 
-    walk(yaml.compose(path.read_text(encoding="utf-8-sig")), "")
+    walk(yaml.compose(read_text(path)), "")
     found.pop("include", None)
     return found
 
 
 def merge(into: dict[str, Any], new: dict[str, Any], schema: type[BaseModel] | None) -> None:
-    """Merge `new` into `into`: sections of `schema` key by key, other values replaced."""
+    """Merge `new` into `into`: sections of `schema` key by key, other values replaced; a
+    section naming another `name` than the one before (another method) replaces it whole."""
     for key, value in new.items():
+        old = into.get(key)
+        if (isinstance(value, dict) and isinstance(old, dict) and "name" in value
+                and old.get("name", value["name"]) != value["name"]):
+            into[key] = value
+            continue
         sub = _section(schema, key, {**_as_dict(into.get(key)), **_as_dict(value)})
         if sub is not None and isinstance(value, dict) and isinstance(into.get(key), dict):
             merge(into[key], value, sub)

@@ -9,8 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from rim.data.answers import Checker
-from rim.methods import AnyMethodConfig
-from rim.methods.rim import RiMConfig
+from rim.methods.settings import AnyMethodConfig, RiMConfig
 from rim.schema import Dtype, Section
 
 
@@ -30,7 +29,8 @@ class ModelConfig(Section):
     max_length: int = Field(512, ge=1)
     """Context length of a scratch model."""
     dtype: Dtype = "float32"
-    """Weights dtype."""
+    """Weights dtype: float32 to fine-tune fully (bf16 compute is `trainer.mixed_precision`);
+    bfloat16/float16 for the frozen base under `lora` (see `rim.precision`)."""
     lora: dict[str, Any] | None = None
     """LoRA settings (`r`, `alpha`, `dropout`, `target_modules`); null = full fine-tuning."""
     attn_implementation: Literal["sdpa", "eager", "flex_attention"] | None = None
@@ -42,7 +42,8 @@ class ModelConfig(Section):
     run, e.g. a CoT run for Coconut (its recipe); replaces `name_or_path` and `scratch`."""
     new_token_init: str = "mean"
     """How the embedding rows of added tokens start: `mean` of the existing rows, or the text
-    of one existing token whose rows they copy (Coconut: `<<`). Pretrained models only."""
+    of one existing token whose rows they copy (Coconut: `<<`). Pretrained models and
+    `init_from` runs (whose rows of rim's tokens start again from that token)."""
 
     @model_validator(mode="after")
     def _buildable(self) -> ModelConfig:
@@ -59,13 +60,36 @@ class DataConfig(Section):
     train: str = ""
     """Training records (JSONL, JSON list, iCoT text, or `hf:` dataset)."""
     eval: str | None = None
-    """Evaluation records, same formats; evaluated at the end of training."""
-    valid: str | None = None
-    """Validation records for evaluation during training (`trainer.eval_every`); null: `eval`."""
+    """The validation split, same formats: evaluated during training (`trainer.eval_every`),
+    the one `trainer.select: best` selects on, and scored with the final model (`eval.json`'s
+    `valid`)."""
+    test: str | None = None
+    """The test split, same formats: the final (selected) model is scored on it once, at the
+    end (`eval.json`'s `test`); nothing during training reads it."""
     eval_size: int | None = Field(None, ge=1)
-    """Evaluate on the first N evaluation records only."""
+    """Evaluate on the first N records of `eval` (validation) only; `test` is scored whole."""
     checker: Checker = "exact"
     """How answers are compared (see `rim.data.answers`)."""
+    question_field: str = Field("question", min_length=1)
+    """The field (column) of JSON, JSONL and dataset rows that holds the question."""
+    steps_field: str = Field("steps", min_length=1)
+    """The field that holds the reasoning steps (a list of strings)."""
+    answer_field: str = Field("answer", min_length=1)
+    """The field that holds the answer. With other names than question/steps/answer, rows are
+    read as they are (no published layout is guessed)."""
+
+    def fields(self) -> tuple[str, str, str]:
+        """The question, steps and answer field names."""
+        return self.question_field, self.steps_field, self.answer_field
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_valid(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "valid" in raw:
+            raise ValueError("has no 'valid' any more: data.eval is the validation split (it "
+                             "is evaluated during training and selects), data.test the test "
+                             "split (scored once at the end)")
+        return raw
 
 
 class StageConfig(Section):
@@ -100,7 +124,12 @@ class TrainerConfig(Section):
     grad_clip: float = Field(1.0, ge=0)
     """Clip the gradient norm to this value (0 = no clipping)."""
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    """Autocast through Accelerate: no, bf16 or fp16."""
+    """Autocast through Accelerate: no, bf16 or fp16 (the compute dtype; weights and AdamW
+    state keep `model.dtype`)."""
+    allow_low_precision_weights: bool = False
+    """Fully fine-tune weights of `model.dtype` bfloat16/float16, AdamW state included (updates
+    below the weights' precision are lost: at lr 1e-4 every norm weight of 1.0 stays put). Off:
+    such weights are refused unless `model.lora` freezes them."""
     threads: int | None = Field(None, ge=1)
     """torch CPU threads (null = torch's default)."""
     stage1: StageConfig = Field(default_factory=lambda: StageConfig(epochs=6.0))
@@ -108,7 +137,12 @@ class TrainerConfig(Section):
     stage2: StageConfig = Field(default_factory=lambda: StageConfig(epochs=2.0, lr=5e-4))
     """RiM's stage 2 (refinement)."""
     baseline: StageConfig = Field(default_factory=lambda: StageConfig(epochs=8.0))
-    """The one stage of no-CoT, CoT and pause (by default RiM's 6 + 2 epochs)."""
+    """The one stage of no-CoT and CoT (by default RiM's 6 + 2 epochs; pause tokens train
+    RiM's stage-2 settings for the steps of stage 1 + stage 2)."""
+    budget: Literal["stages", "baseline"] = "stages"
+    """`stages`: every stage trains its own section's steps; `baseline`: the stages of a
+    multi-stage method (RiM, pause, Coconut) together train `trainer.baseline`'s optimizer
+    steps, split in proportion to their own (RiM's recipes where the paper gives no budget)."""
     coconut: StageConfig = Field(default_factory=lambda: StageConfig(epochs=2.0))
     """Each curriculum stage of Coconut (by default 4 x 2 epochs with 3 latent stages)."""
     coconut_final: StageConfig = Field(default_factory=lambda: StageConfig(epochs=2.0))
@@ -124,10 +158,12 @@ class TrainerConfig(Section):
     """Longest generation at evaluation and inference; null: the method's need on the training
     data (the longest answer, or the longest chain for methods that write one) plus 4."""
     eval_every: Annotated[int, Field(ge=1)] | Literal["epoch"] | None = None
-    """Evaluate on `data.valid` (else `data.eval`) every N optimizer steps (or every epoch) and
-    at the end of every stage; accuracy goes to metrics.jsonl and TensorBoard."""
-    keep_best: bool = False
-    """The final model is the one with the best validation accuracy (needs `eval_every`)."""
+    """Evaluate on `data.eval` (the validation split, never `data.test`) every N optimizer
+    steps (or every epoch) and at the end of every stage; accuracy goes to metrics.jsonl and
+    TensorBoard."""
+    select: Literal["last", "best"] = "last"
+    """The final model: the `last` one trained, or the `best` on validation (`data.eval`, at
+    the evaluations of `eval_every`, which it needs). `data.test` never selects."""
     packing: bool = False
     """Pack several examples into each row of `pack_length` tokens (RiM and the one-pass
     baselines): less padding, the same loss per example."""
@@ -147,10 +183,18 @@ class TrainerConfig(Section):
     def _yaml_no(cls, value: Any) -> Any:
         return "no" if value is False else value  # YAML 1.1 reads a bare `no` as false
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_keep_best(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "keep_best" in raw:
+            raise ValueError("has no 'keep_best' any more: set trainer.select to best (on "
+                             "validation) or last")
+        return raw
+
     @model_validator(mode="after")
     def _best_needs_evaluation(self) -> TrainerConfig:
-        if self.keep_best and self.eval_every is None:
-            raise ValueError("trainer.keep_best needs trainer.eval_every")
+        if self.select == "best" and self.eval_every is None:
+            raise ValueError("trainer.select: best needs trainer.eval_every")
         return self
 
 
@@ -172,6 +216,17 @@ class Config(Section):
         if isinstance(raw, dict) and isinstance(raw.get("method"), dict):
             raw = {**raw, "method": {"name": "rim", **raw["method"]}}
         return raw
+
+    @model_validator(mode="after")
+    def _full_fine_tuning_keeps_fp32(self) -> Config:
+        if (self.model.dtype != "float32" and self.model.lora is None
+                and not self.trainer.allow_low_precision_weights):
+            raise ValueError(
+                f"field 'model.dtype' is {self.model.dtype} under full fine-tuning, where AdamW's "
+                "small updates round away: keep float32 weights with trainer.mixed_precision: "
+                "bf16, freeze them with model.lora, or set "
+                "trainer.allow_low_precision_weights: true")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (what a run's `config.yaml` holds)."""

@@ -1,24 +1,34 @@
-"""Answer checking: does a predicted answer match the gold one, under a task's checker.
+"""Answer checking: one rule for every method.
 
-Checkers:
+The answer of a generation (`answer_part`, what every method's `answer_text` returns): for the
+methods that write a chain (CoT, and Coconut, whose generation is ``steps #### answer`` at every
+stage) the text after the last ``####``, and nothing when there is none; for the others (RiM,
+no-CoT, pause) the whole generation up to its end. Surrounding whitespace is ignored. A checker
+then judges that whole answer; nothing is searched for inside it (``12 dollars``, ``answer is 7``
+and ``<<3*4=12>>`` hold no answer):
 
 - ``exact``: equal after collapsing whitespace.
-- ``numeric``: GSM-style numbers (``1,450,000``, ``-3``, ``.5``, ``$12.50``, ``18.``), compared
-  as numbers within a small tolerance; a prediction that is not a bare number is reduced to its
-  answer with `extract_answer` first.
+- ``numeric``: one number on its own: an optional sign, digits (thousands grouped by commas as
+  in ``1,234,567``, or not at all), optional decimals (``12.50``); or a fraction ``a/b``.
+  Compared exactly as rationals: ``12.0`` equals ``12`` and ``3/4`` equals ``0.75``;
+  ``1000001`` does not equal ``1000000``. A gold answer that is not such a number is compared
+  as ``exact``.
 - ``sentence``: ProsQA answers, case-insensitive, whitespace collapsed, trailing period ignored.
 - ``digits``: multiplication answers, digit strings compared ignoring spaces.
 - ``bool``: ProntoQA answers; ``True``/``yes`` and ``False``/``no`` in any case.
+
+`parsable` says whether an answer is one its checker can read at all (`eval.json`'s
+``unparsable`` is the share that is not). docs/recipes.md compares the rule with Coconut's.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Literal, get_args
 
+from rim.encoding import COT_SEPARATOR
 from rim.errors import RimInputError
 
 Checker = Literal["exact", "numeric", "sentence", "digits", "bool"]
@@ -40,23 +50,26 @@ DEFAULT_CHECKER: dict[str, str] = {
     "chain": "exact",
 }
 
-REL_TOL = 1e-6
-ABS_TOL = 1e-6
-
-# A number: an optional sign, digits with proper thousands grouping or none, an optional
-# fraction. In text it must stand alone: "5-3" holds no -3, "1,2" no 12, "3 5" no 35.
-_NUMBER = r"[-+]?\$?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)"
-_NUMBER_IN_TEXT = re.compile(rf"(?<![\w.,$+-]){_NUMBER}(?![\w,]\d|\.\d)")
-_BARE_NUMBER = re.compile(r"[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)(?:/\d+)?")
-_ANSWER_MARK = re.compile(r"#{3,}")
+# One number on its own: sign, digits with proper thousands grouping or none, decimals; or a/b.
+_NUMBER = re.compile(r"[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\d+/\d+)", re.ASCII)
+_DIGITS = re.compile(r"[0-9]+")
 _TRUE = {"true", "yes", "t", "y"}
 _FALSE = {"false", "no", "f", "n"}
-_BOOL_WORD = re.compile(r"\b(true|false|yes|no)\b", re.IGNORECASE)
-_DIGIT_RUN = re.compile(r"\d(?:\s*\d)*")
+
+
+def answer_part(generation: str, chain: bool) -> str:
+    """The answer of a decoded generation: with `chain` (the method writes ``steps ####
+    answer``), the text after the last ``####``, or ``""`` without one (an unfinished chain gets
+    no credit); else the whole generation. Stripped of surrounding whitespace."""
+    if not chain:
+        return generation.strip()
+    _, separator, tail = generation.rpartition(COT_SEPARATOR)
+    return tail.strip() if separator else ""
 
 
 def check_answer(prediction: str, gold: str, checker: str = "exact") -> bool:
-    """True if `prediction` answers `gold` under `checker` (see the module docstring).
+    """True if the answer `prediction` (see `answer_part`) answers `gold` under `checker` (see
+    the module docstring).
 
     Raises `RimInputError` for an unknown checker name.
     """
@@ -65,10 +78,7 @@ def check_answer(prediction: str, gold: str, checker: str = "exact") -> bool:
         gold_value = parse_number(gold)
         if gold_value is None:
             return _collapse(prediction) == _collapse(gold)
-        value = parse_number(prediction)
-        if value is None:
-            value = parse_number(extract_answer(prediction, "numeric"))
-        return value is not None and _close(value, gold_value)
+        return parse_number(prediction) == gold_value
     if checker == "sentence":
         return _sentence_key(prediction) == _sentence_key(gold)
     if checker == "digits":
@@ -78,6 +88,19 @@ def check_answer(prediction: str, gold: str, checker: str = "exact") -> bool:
         pred_value, gold_value = parse_bool(prediction), parse_bool(gold)
         return pred_value is not None and pred_value == gold_value
     return _collapse(prediction) == _collapse(gold)
+
+
+def parsable(prediction: str, checker: str = "exact") -> bool:
+    """True if `checker` can read the answer `prediction` at all, whatever the gold: a number
+    for ``numeric``, digits for ``digits``, a truth value for ``bool``, any text otherwise."""
+    _validate(checker)
+    if checker == "numeric":
+        return parse_number(prediction) is not None
+    if checker == "digits":
+        return _DIGITS.fullmatch(_digits_key(prediction)) is not None
+    if checker == "bool":
+        return parse_bool(prediction) is not None
+    return bool(prediction.strip())
 
 
 def digit_accuracy(prediction: str, gold: str) -> float:
@@ -93,46 +116,16 @@ def mean_digit_accuracy(predictions: Sequence[str], golds: Sequence[str]) -> flo
     return sum(digit_accuracy(p, g) for p, g in zip(predictions, golds)) / len(golds)
 
 
-def extract_answer(text: str, checker: str = "exact") -> str:
-    """Pull the final answer out of generated text, for use with `check_answer`.
-
-    Text after the last ``###``/``####`` marker is taken when there is one. Then, per checker:
-    ``numeric`` gives the last number, normalised (``"$1,450,000."`` -> ``"1450000"``);
-    ``digits`` the last run of digits (spaces kept); ``bool`` the last true/false/yes/no word;
-    ``sentence`` and ``exact`` the first line, stripped. Returns ``""`` when nothing is found.
-    """
-    _validate(checker)
-    marks = list(_ANSWER_MARK.finditer(text))
-    tail = text[marks[-1].end() :] if marks else text
-    if checker == "numeric":
-        found = _NUMBER_IN_TEXT.findall(tail) or _NUMBER_IN_TEXT.findall(text)
-        if not found:
-            return ""
-        value = parse_number(found[-1])
-        return _format_fraction(value) if value is not None else ""
-    if checker == "digits":
-        runs = _DIGIT_RUN.findall(tail)
-        return runs[-1] if runs else ""
-    if checker == "bool":
-        words = _BOOL_WORD.findall(tail)
-        if not words:
-            return ""
-        return "True" if words[-1].lower() in _TRUE else "False"
-    lines = [line.strip() for line in tail.strip().splitlines() if line.strip()]
-    return lines[0] if lines else ""
-
-
 def parse_number(text: str) -> Fraction | None:
-    """Parse a GSM-style number (thousands commas, ``$``, ``%``, sign, trailing period); None
-    if not one. Commas must group thousands and no space may split it: ``"1,2"`` and ``"3 5"``
-    are not numbers."""
-    cleaned = text.strip().replace("$", "").removesuffix(".").removesuffix("%")
-    if not _BARE_NUMBER.fullmatch(cleaned):
+    """The exact value of `text` if it is one number on its own (surrounding whitespace
+    ignored): ``"-1,450,000"``, ``"12.50"``, ``"3/4"``; None otherwise (``"1,23"``, ``"$5"``,
+    ``"12%"``, ``"3 5"``, ``"18."``, ``"3/0"``)."""
+    cleaned = text.strip()
+    if not _NUMBER.fullmatch(cleaned):
         return None
-    cleaned = cleaned.replace(",", "")
     try:
-        return Fraction(cleaned)
-    except (ValueError, ZeroDivisionError):
+        return Fraction(cleaned.replace(",", ""))
+    except ZeroDivisionError:
         return None
 
 
@@ -161,13 +154,3 @@ def _sentence_key(text: str) -> str:
 
 def _digits_key(text: str) -> str:
     return "".join(text.split())
-
-
-def _close(value: Fraction, gold: Fraction) -> bool:
-    return value == gold or math.isclose(value, gold, rel_tol=REL_TOL, abs_tol=ABS_TOL)
-
-
-def _format_fraction(value: Fraction) -> str:
-    if value.denominator == 1:
-        return str(value.numerator)
-    return repr(float(value))

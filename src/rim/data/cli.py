@@ -12,9 +12,10 @@ from typing import Any
 import yaml
 
 from rim.data.generators import GENERATORS, check_options, generate
-from rim.data.readers import FORMATS, read_records
-from rim.data.writers import WRITE_FORMATS, format_for_path, write_records
+from rim.data.readers import FORMATS
+from rim.data.writers import WRITE_FORMATS, output_format, write_records
 from rim.errors import RimInputError
+from rim.outputs import check_output_file
 from rim.settings_cli import positive_int
 
 
@@ -49,7 +50,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
     stats = sub.add_parser("stats", help="counts, step histogram and lengths of a data file",
                            epilog="example: rim data stats ../shared/data/prosqa/valid.json")
-    stats.add_argument("file", help="data file, directory or hf:NAME")
+    stats.add_argument("file", help="data file, directory, hf:NAME or gen:TASK?n=N (as in a "
+                       "config's data.train)")
     stats.add_argument("--format", choices=FORMATS, default=None, help="default: from the file")
     stats.add_argument("--split", default="train", help="Hugging Face split (default train)")
     stats.add_argument("--compare", metavar="FILE", default=None,
@@ -68,10 +70,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.n is None and args.operands_from is None:
         raise RimInputError("--n is required (unless --operands-from is given)")
     n = args.n if args.n is not None else 0
-    fmt = args.format or format_for_path(args.out)
+    fmt = output_format(args.out, args.format)
     check_options(args.task, options)
-    if Path(args.out).exists() and not args.force:
-        raise RimInputError("exists; use --force to replace it", source=args.out)
+    check_output_file(args.out, args.force)
     records = generate(args.task, n, args.seed, **options)
     path = write_records(records, args.out, fmt)
     print(f"wrote {len(records)} {args.task} records to {path}")
@@ -88,12 +89,14 @@ def _parse_option(item: str) -> tuple[str, Any]:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """Handler of ``rim data stats``: read the file and print its statistics as tables."""
+    from rim.data.sources import GEN_PREFIX, load_records
     from rim.data.stats import dataset_stats, print_stats
 
-    records = read_records(args.file, args.format, split=args.split)
-    print_stats(dataset_stats(records), title=str(Path(args.file)))
+    records = load_records(args.file, format=args.format, split=args.split)
+    title = args.file if args.file.startswith(GEN_PREFIX) else str(Path(args.file))
+    print_stats(dataset_stats(records), title=title)
     if args.compare is not None:
-        print_graph_comparison({args.file: records, args.compare: read_records(args.compare)})
+        print_graph_comparison({args.file: records, args.compare: load_records(args.compare)})
     return 0
 
 

@@ -9,7 +9,7 @@ unless `format` names one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,9 @@ from typing import Any
 from rim.data.hf import load_hf_rows
 from rim.data.icot import parse_icot_line
 from rim.data.layouts import LAYOUTS, detect_layout, row_to_record
-from rim.data.records import Record
+from rim.data.records import FIELDS, Record, record_from_dict
 from rim.errors import RimInputError
+from rim.fileio import read_text
 
 CONTAINERS = ("icot", "json", "jsonl", "hf")
 FORMATS = CONTAINERS + LAYOUTS
@@ -30,6 +31,7 @@ def read_records(
     split: str = "train",
     config: str | None = None,
     cache_dir: str | None = None,
+    fields: tuple[str, str, str] = FIELDS,
 ) -> list[Record]:
     """Read every record of `path`.
 
@@ -37,7 +39,9 @@ def read_records(
     list is a JSON list, ``.jsonl`` is JSONL, a directory or ``hf:NAME`` is a Hugging Face
     dataset), a container (``icot``, ``json``, ``jsonl``, ``hf``) or a row layout (``coconut``,
     ``gsm8k``, ``gsmhard``, ``svamp``, ``multiarith``; the container is then picked from the
-    file). `split`, `config` and `cache_dir` apply to Hugging Face datasets only.
+    file). `split`, `config` and `cache_dir` apply to Hugging Face datasets only. `fields` names
+    the question, steps and answer fields of JSON, JSONL and Hugging Face rows (other names than
+    the default take the rows as they are, without a layout).
 
     Raises `RimInputError` naming the file and line of the first bad record.
     """
@@ -50,11 +54,12 @@ def read_records(
         name = text_path.removeprefix(HF_PREFIX)
         rows = load_hf_rows(name, split=split, config=config, cache_dir=cache_dir)
         source = f"{name}[{split}]"
-        return _rows_to_records(((row, i) for i, row in enumerate(rows, 1)), layout, source)
+        return rows_to_records(((row, i) for i, row in enumerate(rows, 1)), source,
+                               layout=layout, fields=fields)
     path = Path(path)
     if not path.is_file():
         raise RimInputError("data file not found", source=str(path))
-    text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows tools) is skipped
+    text = read_text(path)  # UTF-8; a byte-order mark (Windows tools) is skipped
     source = str(path)
     if container is None:
         container = _sniff_container(path, text)
@@ -63,7 +68,8 @@ def read_records(
             raise RimInputError(f"iCoT text cannot hold the {layout!r} layout", source=source)
         return _read_icot(text, source)
     rows = _iter_json_list(text, source) if container == "json" else _iter_jsonl(text, source)
-    return _rows_to_records(rows, layout, source, indexed=container == "json")
+    return rows_to_records(rows, source, layout=layout, indexed=container == "json",
+                           fields=fields)
 
 
 DATASET_FILES = ("dataset_dict.json", "state.json", "dataset_info.json", "README.md")
@@ -144,16 +150,20 @@ def _iter_json_list(text: str, source: str) -> Iterator[tuple[Any, int | None]]:
     return ((row, None) for row in rows)
 
 
-def _rows_to_records(
-    rows: Iterator[tuple[Any, int | None]], layout: str | None, source: str, *,
-    indexed: bool = False
+def rows_to_records(
+    rows: Iterable[tuple[Any, int | None]], source: str, *, layout: str | None = None,
+    indexed: bool = False, fields: tuple[str, str, str] = FIELDS
 ) -> list[Record]:
+    """`Record`s of parsed rows, each with its line (or None), validated as a file's are; errors
+    name `source` and the line (or, `indexed`, the row's index). Rows are mapped by `layout`
+    (guessed from the first row if None), or by `fields` when those are not the default names."""
     records = []
     for index, (obj, line) in enumerate(rows):
-        if layout is None:
+        if layout is None and fields == FIELDS:
             layout = detect_layout(obj)
         try:
-            record = row_to_record(obj, layout, source=source, line=line)
+            record = (row_to_record(obj, layout, source=source, line=line) if layout else
+                      record_from_dict(obj, source=source, line=line, fields=fields))
         except RimInputError as err:
             if not indexed:
                 raise

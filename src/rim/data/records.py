@@ -31,23 +31,33 @@ class Record:
         return {"question": self.question, "steps": list(self.steps), "answer": self.answer, **self.meta}
 
 
-def record_from_dict(obj: Any, *, source: str, line: int | None = None) -> Record:
+FIELDS = ("question", "steps", "answer")
+"""The default names of the question, steps and answer fields of a row."""
+
+
+def record_from_dict(obj: Any, *, source: str, line: int | None = None,
+                     fields: tuple[str, str, str] = FIELDS) -> Record:
     """Validate a parsed JSON object and turn it into a `Record`.
 
-    Raises `RimInputError` naming `source` (and `line`) and the offending field.
+    `fields` names the question, steps and answer fields (columns) of `obj`. Raises
+    `RimInputError` naming `source` (and `line`) and the offending field.
     """
     if not isinstance(obj, dict):
         raise RimInputError(f"expected a JSON object, got {type(obj).__name__}", source=source, line=line)
-    for key in ("question", "answer"):
+    question_key, steps_key, answer_key = fields
+    for key in (question_key, answer_key):
         if key not in obj:
             raise RimInputError(f"record has no '{key}' field", source=source, line=line)
         if not isinstance(obj[key], str):
             raise RimInputError(f"field '{key}' must be a string", source=source, line=line)
         if not obj[key].strip():
             raise RimInputError(f"field '{key}' is empty", source=source, line=line)
-    steps = obj.get("steps", [])
+    if steps_key != FIELDS[1] and steps_key not in obj:
+        raise RimInputError(f"record has no '{steps_key}' field", source=source, line=line)
+    steps = obj.get(steps_key, [])
     if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
-        raise RimInputError("field 'steps' must be a list of strings", source=source, line=line)
-    meta = {k: v for k, v in obj.items() if k not in ("question", "steps", "answer")}
+        raise RimInputError(f"field '{steps_key}' must be a list of strings", source=source,
+                            line=line)
+    meta = {k: v for k, v in obj.items() if k not in fields}
     origin = f"{source}:{line}" if line is not None else source
-    return Record(obj["question"], tuple(steps), obj["answer"], meta=meta, origin=origin)
+    return Record(obj[question_key], tuple(steps), obj[answer_key], meta=meta, origin=origin)

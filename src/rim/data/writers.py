@@ -12,6 +12,7 @@ from typing import Any
 from rim.data.icot import format_icot_line
 from rim.data.records import Record
 from rim.errors import RimInputError
+from rim.outputs import follow_umask
 
 WRITE_FORMATS = ("jsonl", "json", "icot")
 _SUFFIX_FORMATS = {".jsonl": "jsonl", ".json": "json", ".txt": "icot"}
@@ -27,6 +28,21 @@ def format_for_path(path: str | Path) -> str:
             source=str(path),
         )
     return _SUFFIX_FORMATS[suffix]
+
+
+def output_format(path: str | Path, given: str | None = None) -> str:
+    """The format to write `path` in: `given` (`--format`), else the one its suffix implies. A
+    `given` format that the suffix contradicts is refused: rim reads a file back by its suffix
+    (iCoT lines in `x.jsonl` would be malformed JSON)."""
+    if given is None:
+        return format_for_path(path)
+    implied = _SUFFIX_FORMATS.get(Path(path).suffix)
+    if implied is not None and implied != given:
+        suffix = next(s for s, f in _SUFFIX_FORMATS.items() if f == given)
+        raise RimInputError(f"--format {given} does not match the suffix {Path(path).suffix} "
+                            f"(read back as {implied}): name the file *{suffix} or leave out "
+                            "--format", source=str(path))
+    return given
 
 
 def record_to_json(record: Record) -> dict[str, Any]:
@@ -67,7 +83,8 @@ def write_records(records: Iterable[Record], path: str | Path, format: str | Non
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` (UTF-8) to a temporary file next to `path`, then move it into place.
+    """Write `text` (UTF-8) to a temporary file next to `path`, then move it into place (with
+    the mode the umask gives a new file).
 
     Missing parent directories are created (only once the text is ready to be written)."""
     path = Path(path)
@@ -80,6 +97,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
+        follow_umask(tmp)  # mkstemp makes it 0600; a file others may read, as `open` makes
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -1,9 +1,11 @@
-"""What every method shares: its settings type, the special tokens, the method interface.
+"""What every method shares: the special tokens and the method interface (its settings type:
+`rim.methods.settings`).
 
-A method is one file: a settings class (a `MethodConfig` whose `name` is a literal) and a class
-that lays out training batches, scores them and answers. Callers learn all they need from the
-interface: `stages`, `blocks` (K, or 0 without memory blocks), `writes_chain` (a text chain
-precedes the answer), `answer_text` (the answer part of a generation).
+A method is one file: a class that lays out training batches, scores them and answers; its
+settings class (a `MethodConfig` whose `name` is a literal) is in `rim.methods.settings`.
+Callers learn all they need from the interface: `stages`, `blocks` (K, or 0 without memory
+blocks), `writes_chain` (a text chain precedes the answer), `answer_text` (the answer part of a
+generation).
 """
 
 from __future__ import annotations
@@ -12,28 +14,15 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 import torch
-from pydantic import Field
 from transformers import PreTrainedModel
 
-from rim.encoding import COT_SEPARATOR, Example
+from rim.data.answers import answer_part
+from rim.encoding import Example
 from rim.generation import Generation, greedy_after_prefixes, greedy_generate
-from rim.schema import Section
-from rim.segments import Segment, collate, pack, pack_rows, weighted_loss
-
-
-class MethodConfig(Section):
-    """Settings every method has: its name (the key of `rim.methods.METHODS`)."""
-
-    name: str
-
-
-class BlockConfig(MethodConfig):
-    """Settings of the methods that append memory blocks `<b> <m>.. </b>` to the question."""
-
-    blocks: int = Field(8, ge=1)
-    """K: memory blocks at inference (and in RiM's stage 2)."""
-    block_size: int = Field(2, ge=1)
-    """M: `<m>` tokens per block."""
+from rim.losses import weighted_readout_loss
+from rim.methods.settings import BlockConfig, MethodConfig
+from rim.methods.stepping import StageSchedule
+from rim.segments import Segment, collate, pack, pack_rows
 
 
 @dataclass(frozen=True)
@@ -81,6 +70,11 @@ class Method(Protocol):
         of `stage`."""
         ...
 
+    def budget(self, stage: str) -> tuple[str, ...]:
+        """The trainer sections whose steps `stage` trains, together (its own section, or
+        RiM's stage 1 and stage 2 for pause tokens)."""
+        ...
+
     @property
     def supports_packing(self) -> bool:
         """True if `collate` takes `pack_length` (several examples per row)."""
@@ -89,6 +83,11 @@ class Method(Protocol):
     @property
     def raises_dropout(self) -> tuple[str, ...]:
         """Stages whose recipe asks for more dropout than the stage before (RiM's stage 2)."""
+        ...
+
+    def selectable(self, stage: str) -> bool:
+        """True if an evaluation during `stage` may be kept as the best model
+        (`trainer.select: best`): the stage trains the layout the method is reported in."""
         ...
 
     def answer_budget(self, examples: list[Example]) -> int:
@@ -126,11 +125,24 @@ class Method(Protocol):
         ...
 
     def answer_text(self, text: str) -> str:
-        """The answer in a decoded generation."""
+        """The answer in a decoded generation, by the one scoring rule (`answers.answer_part`):
+        after the last `####` for a method that writes one, else the whole generation."""
+        ...
+
+    def for_stage(self, stage: str, steps: int, steps_per_epoch: int, seed: int) -> Method:
+        """The method as it trains `stage` (see `rim.methods.stepping`)."""
+        ...
+
+    def resets_optimizer(self, stage: str, step: int) -> bool:
+        """True if step `step` of `stage` starts with a fresh AdamW (curriculum change)."""
+        ...
+
+    def curriculum(self, stage: str) -> str:
+        """How `stage`'s layout changes over its steps, for the dry run."""
         ...
 
 
-class SegmentMethod:
+class SegmentMethod(StageSchedule):
     """Base of the methods whose every training sequence is a list of segments (all but Coconut):
     one forward pass with the packed mask, the weighted readout loss, prompt + greedy decoding."""
 
@@ -162,6 +174,13 @@ class SegmentMethod:
         if stage not in self.stages:
             raise ValueError(f"unknown stage {stage!r} (stages: {', '.join(self.stages)})")
         return stage
+
+    def budget(self, stage: str) -> tuple[str, ...]:
+        return (self.settings(stage),)
+
+    def selectable(self, stage: str) -> bool:
+        """Every stage: each answers in the layout of inference."""
+        return stage in self.stages
 
     def answer_budget(self, examples: list[Example]) -> int:
         return max(len(self.target(ex)) for ex in examples) + 1  # + the end token
@@ -195,10 +214,10 @@ class SegmentMethod:
             mask = block_mask(batch)
         else:
             mask = batch["attention_mask"]
-        logits = model(input_ids=batch["input_ids"], attention_mask=mask,
-                       position_ids=batch["position_ids"]).logits
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": mask,
+                  "position_ids": batch["position_ids"]}
         examples = int(batch["examples"]) if "examples" in batch else None
-        return weighted_loss(logits, batch["labels"], batch["weights"], examples)
+        return weighted_readout_loss(model, inputs, batch["labels"], batch["weights"], examples)
 
     def tokens(self, batch: dict[str, torch.Tensor]) -> int:
         return int(batch["tokens"])
@@ -210,7 +229,7 @@ class SegmentMethod:
                                ignore_eos)
 
     def answer_text(self, text: str) -> str:
-        return text.strip()
+        return answer_part(text, chain=self.writes_chain)
 
 
 class BlockMethod(SegmentMethod):
@@ -245,10 +264,9 @@ class BlockMethod(SegmentMethod):
 
 
 def chain_answer(text: str) -> str:
-    """The answer part of a generated chain: the text after the separator; no separator, no
-    answer (an unfinished chain gets no credit)."""
-    head, sep, tail = text.rpartition(COT_SEPARATOR)
-    return tail.strip() if sep else ""
+    """The answer part of a generated chain: the text after the last separator; no separator,
+    no answer (an unfinished chain gets no credit). The scoring rule: `answers.answer_part`."""
+    return answer_part(text, chain=True)
 
 
 def question_and_blocks(

@@ -48,15 +48,16 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
-from pydantic import Field, model_validator
 from transformers import PreTrainedModel
 
 from rim.encoding import Example
 from rim.generation import Generation, cache_keyword, continue_greedy, left_pad, returned_cache, sync
-from rim.methods.base import MethodConfig, SpecialIds, chain_answer
+from rim.losses import mean_readout_loss
+from rim.methods.base import SpecialIds, chain_answer
+from rim.methods.settings import CoconutConfig
+from rim.methods.stepping import StageSchedule
 from rim.segments import IGNORE
 
 STAGE_PREFIX = "coconut"
@@ -84,30 +85,8 @@ class Thinking:
     passes: int
 
 
-class CoconutConfig(MethodConfig):
-    """Coconut's curriculum: c thoughts per step, the latent stages, an optional final stage."""
-
-    name: Literal["coconut"] = "coconut"
-    thoughts_per_step: int = Field(1, ge=1)
-    """c: the continuous thoughts that replace one reasoning step."""
-    latent_stages: int = Field(3, ge=0)
-    """Curriculum stages after stage 0; stage k replaces the first k steps."""
-    final_stage: bool = False
-    """One more stage after the last, with c*latent_stages thoughts and no step left as text
-    (Coconut's GSM8k schedule)."""
-    first_stage: int = Field(0, ge=0)
-    """Start the curriculum at this stage (1 after a CoT run in `model.init_from`, Coconut's
-    GSM8k recipe, whose CoT training is stage 0)."""
-
-    @model_validator(mode="after")
-    def _first_stage_exists(self) -> CoconutConfig:
-        if self.first_stage > self.latent_stages:
-            raise ValueError("method.first_stage must be at most method.latent_stages")
-        return self
-
-
 @dataclass(frozen=True)
-class Coconut:
+class Coconut(StageSchedule):
     """Coconut: stage k replaces the first k reasoning steps by k*c continuous thoughts."""
 
     Config = CoconutConfig
@@ -153,6 +132,16 @@ class Coconut:
         self.stage_index(stage)
         return "coconut_final" if stage == FINAL_STAGE else "coconut"
 
+    def budget(self, stage: str) -> tuple[str, ...]:
+        """Its own section's steps."""
+        return (self.settings(stage),)
+
+    def selectable(self, stage: str) -> bool:
+        """Only the all-latent stage (the final stage, or the last latent stage without one): an
+        earlier stage still writes text steps after its thoughts, which is not Coconut."""
+        self.stage_index(stage)
+        return stage == self.stages[-1]
+
     def answer_budget(self, examples: list[Example]) -> int:
         """The longest chain (steps beyond the latent stages are written) and the answer."""
         return max(len(ex.cot) for ex in examples) + 1
@@ -191,12 +180,10 @@ class Coconut:
         mask, positions = batch["attention_mask"], batch["position_ids"]
         thinking = think(model, batch["input_ids"][:, :int(batch["prefix_len"])], mask, positions,
                          int(batch["thoughts"]))
-        out = model(input_ids=batch["input_ids"][:, start:], attention_mask=mask,
-                    position_ids=positions[:, start:], use_cache=True,
-                    **{cache_keyword(model): returned_cache(thinking.out)})
-        labels = batch["labels"][:, start:]
-        return torch.nn.functional.cross_entropy(out.logits.float().flatten(0, 1), labels.flatten(),
-                                                 ignore_index=IGNORE)
+        inputs = {"input_ids": batch["input_ids"][:, start:], "attention_mask": mask,
+                  "position_ids": positions[:, start:], "use_cache": True,
+                  cache_keyword(model): returned_cache(thinking.out)}
+        return mean_readout_loss(model, inputs, batch["labels"][:, start:])
 
     def prompt(self, question: tuple[int, ...]) -> list[int]:
         """The text prefix `question <b>` (the thoughts and `</b>` follow at inference)."""

@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
-
-from pydantic import Field, model_validator
 
 from rim.curriculum import answer_weights, fading_progress, fading_weight
 from rim.encoding import Example
-from rim.methods.base import BlockConfig, BlockMethod, SpecialIds, question_and_blocks, readout
+from rim.methods.base import BlockMethod, SpecialIds, question_and_blocks, readout
+from rim.methods.settings import RiMConfig
 from rim.segments import Segment
-
-
-class RiMConfig(BlockConfig):
-    """RiM's settings: K blocks of M memory tokens, and when stage 1's step readouts fade."""
-
-    name: Literal["rim"] = "rim"
-    fade_start: float = Field(0.0, ge=0, le=1)
-    """Stage-1 fading starts at this fraction of stage 1."""
-    fade_end: float = Field(1.0, ge=0, le=1)
-    """... and ends here (all step readouts at weight 0)."""
-
-    @model_validator(mode="after")
-    def _fading_window(self) -> RiMConfig:
-        if self.fade_start > self.fade_end:
-            raise ValueError("fade_start must not be after fade_end")
-        return self
 
 
 @dataclass(frozen=True)
@@ -62,8 +44,13 @@ class RiM(BlockMethod):
 
     def refinement(self, ex: Example) -> list[Segment]:
         """Q, blocks 1..K, then the answer after every block k with weight alpha_k."""
-        k_max = self.config.blocks
-        segs = question_and_blocks(ex.question, k_max, self.special, self.config.block_size)
-        for k, w in enumerate(answer_weights(k_max), start=1):
-            segs.append(readout(ex.answer, k, w, self.special.eos, "answer"))
-        return segs
+        return refinement(ex, self.config.blocks, self.config.block_size, self.special)
+
+
+def refinement(ex: Example, k_max: int, block_size: int, special: SpecialIds) -> list[Segment]:
+    """RiM's stage-2 layout (also pause tokens'): Q, K blocks, the answer after every block k
+    with weight alpha_k."""
+    segs = question_and_blocks(ex.question, k_max, special, block_size)
+    for k, w in enumerate(answer_weights(k_max), start=1):
+        segs.append(readout(ex.answer, k, w, special.eos, "answer"))
+    return segs

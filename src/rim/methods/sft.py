@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from rim.encoding import Example
-from rim.methods.base import MethodConfig, SegmentMethod, SpecialIds, chain_answer, readout
+from rim.methods.base import SegmentMethod, SpecialIds, chain_answer, readout
+from rim.methods.settings import CoTConfig, MethodConfig, NoCoTConfig
 from rim.segments import Segment
-
-
-class NoCoTConfig(MethodConfig):
-    """no-CoT has no settings of its own."""
-
-    name: Literal["nocot"] = "nocot"
-
-
-class CoTConfig(MethodConfig):
-    """CoT has no settings of its own."""
-
-    name: Literal["cot"] = "cot"
 
 
 @dataclass(frozen=True)

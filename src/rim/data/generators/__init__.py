@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_type_hints
 
 from rim.data.generators.chain import generate_chain
 from rim.data.generators.gsm import generate_gsm
@@ -32,13 +32,16 @@ GENERATORS: dict[str, Generator] = {
 
 
 def generate(task: str, n: int, seed: int, **options: Any) -> list[Record]:
-    """Run the generator of `task`; unknown tasks or options raise `RimInputError`."""
-    check_options(task, options)
-    return GENERATORS[task](n, seed, **options)
+    """Run the generator of `task`; unknown tasks or options, or options of the wrong type,
+    raise `RimInputError`."""
+    checked = check_options(task, options)
+    return GENERATORS[task](n, seed, **checked)
 
 
-def check_options(task: str, options: dict[str, Any]) -> None:
-    """Raise `RimInputError` for an unknown task or an option its generator does not take."""
+def check_options(task: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options of `task`'s generator, converted to the types its signature declares (`"3"`
+    to 3); raise `RimInputError` for an unknown task, an option its generator does not take,
+    or a value of the wrong type (`ops=abc`)."""
     if task not in GENERATORS:
         raise RimInputError(f"unknown task {task!r} (known: {', '.join(sorted(GENERATORS))})")
     func = GENERATORS[task]
@@ -49,6 +52,23 @@ def check_options(task: str, options: dict[str, Any]) -> None:
         raise RimInputError(
             f"task {task!r} takes no option {', '.join(unknown)} (its options: {known})"
         )
+    return {key: _typed(task, func, key, value) for key, value in options.items()}
+
+
+def _typed(task: str, func: Generator, key: str, value: Any) -> Any:
+    """`value` as the type the generator's signature gives option `key` (checked by pydantic;
+    an option without a type is passed as it is)."""
+    hint = get_type_hints(func).get(key)
+    if hint is None:
+        return value
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(hint).validate_python(value)
+    except ValidationError as err:
+        reason = err.errors()[0]["msg"]
+        raise RimInputError(f"task {task!r}: option {key}={value!r} is not a valid value "
+                            f"({reason})") from None
 
 
 def _option_names(func: Generator) -> set[str] | None:

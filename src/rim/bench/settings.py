@@ -1,0 +1,146 @@
+"""The settings of `rim bench latency`, `memory` and `step` (the keys of configs/bench/*.yaml
+files, and the flags of their commands), apart from the benchmarks: the CLI's parser reads them
+without importing torch. Each `*_PATHS` names the settings that are paths, resolved against the
+settings file."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from rim.methods.settings import METHOD_CONFIGS
+from rim.schema import Device, Dtype, Section
+
+
+class LatencySettings(Section):
+    """Settings of `rim bench latency` (also the keys of a configs/bench/latency-*.yaml file)."""
+
+    model: str | None = None
+    """Model preset (a config file with a `model:` section, e.g. configs/model/tiny.yaml);
+    null: the default 4-layer d-256 GPT-2. Ignored with `run`."""
+    run: str | None = None
+    """A trained run directory: its weights, tokenizer, K and M instead of a random model."""
+    data: str | None = None
+    """Records whose questions are asked (needs a tokenizer: `run` or a pretrained model);
+    null: random questions of `question_tokens` tokens."""
+    methods: list[str] | None = None
+    """Methods to time; null: every registered method."""
+    batches: list[int] = Field(default_factory=lambda: [1, 64], min_length=1)
+    """Batch sizes."""
+    device: Device = "cpu"
+    """cpu, cuda or cuda:N."""
+    dtype: Dtype = "float32"
+    """Weights dtype (bfloat16 on a GPU)."""
+    question_tokens: int = Field(48, ge=1)
+    """Q: tokens of a random question (GSM8k questions are about 40-60 GPT-2 tokens)."""
+    answer_tokens: int = Field(4, ge=1)
+    """A: answer tokens every method generates."""
+    chain_tokens: int = Field(25, ge=0)
+    """C: chain tokens before the answer, for methods that write a chain (CoT)."""
+    blocks: int | None = Field(None, ge=1)
+    """K memory blocks (pause, RiM); null: the run's, else 8."""
+    block_size: int | None = Field(None, ge=1)
+    """M memory tokens per block; null: the run's, else 2."""
+    thoughts_per_step: int = Field(1, ge=1)
+    """Coconut: c continuous thoughts per latent stage."""
+    latent_stages: int | None = Field(None, ge=0)
+    """Coconut: latent stages L (c x L thoughts); null: K."""
+    warmup: int = Field(2, ge=0)
+    """Untimed rounds first."""
+    repeats: int = Field(10, ge=1)
+    """Timed rounds; the median is reported."""
+    threads: int | None = Field(None, ge=1)
+    """torch CPU threads (null: torch's default)."""
+    seed: int = 0
+    """Seed of the random model and questions."""
+
+    @field_validator("methods")
+    @classmethod
+    def _known(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        unknown = [m for m in value if m not in METHOD_CONFIGS]
+        if unknown:
+            raise ValueError(f"unknown method {unknown[0]!r} (known: {', '.join(METHOD_CONFIGS)})")
+        return value
+
+    @field_validator("batches")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(b < 1 for b in value):
+            raise ValueError("must all be at least 1")
+        return value
+
+
+LATENCY_PATHS = ("model", "run", "data")
+
+
+class MemorySettings(Section):
+    """Settings of `rim bench memory` (also the keys of a configs/bench/memory-*.yaml file)."""
+
+    model: str | None = None
+    """Model preset (configs/model/*.yaml, built from scratch); null: the default 4-layer
+    d-256 GPT-2."""
+    steps: int = Field(3, ge=1)
+    """Optimizer steps per stage."""
+    batch_size: int = Field(8, ge=1)
+    """Examples per step (digit chains)."""
+    blocks: int = Field(4, ge=1)
+    """K: memory blocks."""
+    precision: Literal["bf16", "no"] = "no"
+    """Mixed precision of the run (trainer.mixed_precision)."""
+    device: Device = "cpu"
+    """cpu or cuda (the trainer takes the GPU when there is one)."""
+    threads: int | None = Field(None, ge=1)
+    """torch CPU threads (null: torch's default)."""
+    seed: int = 0
+    """Seed of the model and the chains."""
+
+
+MEMORY_PATHS = ("model",)
+
+
+class StepSettings(Section):
+    """Settings of `rim bench step` (also the keys of a configs/bench/step-*.yaml file)."""
+
+    model: str | None = None
+    """Model preset (configs/model/*.yaml); null: the default 4-layer d-256 GPT-2."""
+    batch_size: int = Field(64, ge=1)
+    """Examples per step."""
+    ops: int = Field(4, ge=1)
+    """Moves per digit chain: steps per example, so stage-1 blocks."""
+    blocks: int = Field(4, ge=1)
+    """K: stage-2 memory blocks."""
+    block_size: int = Field(2, ge=1)
+    """M: memory tokens per block."""
+    precision: Literal["bf16", "no"] = "bf16"
+    """Autocast: bf16 (as the trainer's mixed_precision: bf16) or no."""
+    device: Device = "cpu"
+    """cpu, cuda or cuda:N."""
+    warmup: int = Field(3, ge=0)
+    """Untimed steps first."""
+    repeats: int = Field(10, ge=1)
+    """Timed steps per layout; the median is reported."""
+    threads: int | None = Field(None, ge=1)
+    """torch CPU threads (null: torch's default)."""
+    data: str | None = None
+    """Records whose lengths shape the batch (e.g. the GSM8k-Aug validation file), drawn with
+    `seed`; null: digit chains of `ops` moves."""
+    pack_length: int | None = Field(None, ge=1)
+    """Also time RiM's layout packed into rows of this many tokens (`trainer.packing`)."""
+    lr: float = Field(1e-3, gt=0)
+    """AdamW learning rate of the timed steps."""
+    seed: int = 0
+    """Seed of the model and the chains."""
+    vocab_size: int | None = Field(None, ge=1)
+    """Rows of the model's embedding and LM head (null: the tokenizer's): a real tokenizer's
+    size (SmolLM2: 49152) gives the head its real share of the step."""
+    nocot: bool = False
+    """Also time a no-CoT step (question -> answer) against the SFT step of its shape."""
+    full_logits: bool = False
+    """Time the methods' losses with the logits of every position, as before the LM head ran
+    only at labelled positions (`rim.losses.full_logits`): the "before" of a comparison."""
+
+
+STEP_PATHS = ("model", "data")

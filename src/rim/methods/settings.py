@@ -1,0 +1,116 @@
+"""The settings of every method, apart from the methods themselves: what a config, `rim config`
+and the CLI's parser need, without importing torch or transformers (seconds at start-up).
+
+Each method's class names its settings class as `Config`; `METHOD_CONFIGS` lists them by name in
+the order of `rim.methods.METHODS` (a test keeps the two registries in step).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from rim.schema import Section
+
+
+class MethodConfig(Section):
+    """Settings every method has: its name (the key of `rim.methods.METHODS`)."""
+
+    name: str
+
+
+class BlockConfig(MethodConfig):
+    """Settings of the methods that append memory blocks `<b> <m>.. </b>` to the question."""
+
+    blocks: int = Field(8, ge=1)
+    """K: memory blocks at inference (and in RiM's stage 2)."""
+    block_size: int = Field(2, ge=1)
+    """M: `<m>` tokens per block."""
+
+
+class NoCoTConfig(MethodConfig):
+    """no-CoT has no settings of its own."""
+
+    name: Literal["nocot"] = "nocot"
+
+
+class CoTConfig(MethodConfig):
+    """CoT has no settings of its own."""
+
+    name: Literal["cot"] = "cot"
+
+
+class PauseConfig(BlockConfig):
+    """Pause tokens' settings: K blocks of M memory tokens, and where the answer is read out."""
+
+    name: Literal["pause"] = "pause"
+    readout: Literal["every_block", "last"] = "every_block"
+    """`every_block`: the answer after every block with RiM's stage-2 weights (RiM's stage 2
+    without stage 1, the method notes' baseline); `last`: the answer once, after block K."""
+
+
+class RiMConfig(BlockConfig):
+    """RiM's settings: K blocks of M memory tokens, and when stage 1's step readouts fade."""
+
+    name: Literal["rim"] = "rim"
+    fade_start: float = Field(0.0, ge=0, le=1)
+    """Stage-1 fading starts at this fraction of stage 1."""
+    fade_end: float = Field(1.0, ge=0, le=1)
+    """... and ends here (all step readouts at weight 0)."""
+
+    @model_validator(mode="after")
+    def _fading_window(self) -> RiMConfig:
+        if self.fade_start > self.fade_end:
+            raise ValueError("fade_start must not be after fade_end")
+        return self
+
+
+class CoconutConfig(MethodConfig):
+    """Coconut's curriculum: c thoughts per step, the latent stages, an optional final stage."""
+
+    name: Literal["coconut"] = "coconut"
+    thoughts_per_step: int = Field(1, ge=1)
+    """c: the continuous thoughts that replace one reasoning step."""
+    latent_stages: int = Field(3, ge=0)
+    """Curriculum stages after stage 0; stage k replaces the first k steps."""
+    final_stage: bool = False
+    """One more stage after the last, with c*latent_stages thoughts and no step left as text
+    (Coconut's GSM8k schedule)."""
+    first_stage: int = Field(0, ge=0)
+    """Start the curriculum at this stage (1 after a CoT run in `model.init_from`, Coconut's
+    GSM8k recipe, whose CoT training is stage 0)."""
+
+    @model_validator(mode="after")
+    def _first_stage_exists(self) -> CoconutConfig:
+        if self.first_stage > self.latent_stages:
+            raise ValueError("method.first_stage must be at most method.latent_stages")
+        return self
+
+
+class ICoTConfig(MethodConfig):
+    """Stepwise internalization (iCoT-SI): CoT tokens removed from the left as training goes."""
+
+    name: Literal["icot"] = "icot"
+    remove_per_epoch: float = Field(8.0, gt=0)
+    """CoT tokens removed per epoch, one every round(steps per epoch / this) optimizer steps."""
+    remove_start_from: int = Field(0, ge=0)
+    """CoT tokens removed from the first step on."""
+    remove_all_when_remove_beyond: int | None = Field(None, ge=1)
+    """Remove the whole chain once this many tokens are scheduled; null: never (inf)."""
+    removal_smoothing_lambda: float = Field(4.0, gt=0)
+    """lambda of the random extra offset o, P(o) ~ exp(-lambda o); .inf: no offset."""
+    max_offset: int = Field(99, ge=0)
+    """The largest offset o (the official distribution's 100 values, 0..99)."""
+    reset_optimizer: bool = True
+    """A fresh AdamW whenever the number of removed tokens grows."""
+
+
+METHOD_CONFIGS: dict[str, type[MethodConfig]] = {
+    "nocot": NoCoTConfig, "cot": CoTConfig, "pause": PauseConfig, "rim": RiMConfig,
+    "coconut": CoconutConfig, "icot": ICoTConfig}
+"""Every method's settings by name, in the order of `rim.methods.METHODS`."""
+
+AnyMethodConfig = Annotated[Union[tuple(METHOD_CONFIGS.values())],  # noqa: UP007
+                            Field(discriminator="name")]
+"""The settings of any registered method, told apart by `name`."""
