@@ -21,23 +21,31 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A tiny RiM model trained briefly on one-step digit chains; shared by several tests."""
+    from rim.common.progress import Reporter
     from rim.config import config_from_dict
     from rim.data.generators.chain import generate_chain
-    from rim.progress import Reporter
-    from rim.run import run_training
+    from rim.training.run import run_training
 
     root = tmp_path_factory.mktemp("trained")
     for name, n, seed in (("train", 2000, 0), ("test", 200, 1)):
         rows = [r.to_dict() for r in generate_chain(n, seed, ops=1, moves=("+1", "+2", "+3"))]
         (root / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = config_from_dict({
-        "model": {"scratch": {"model_type": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 4},
-                  "vocab_size": 48, "max_length": 64},
-        "data": {"train": str(root / "train.jsonl"), "eval": str(root / "test.jsonl")},
-        "method": {"name": "rim", "blocks": 2},
-        "trainer": {"batch_size": 32, "log_every": 10,
-                    "stage1": {"steps": 150, "lr": 3e-3},
-                    "stage2": {"steps": 60, "lr": 1e-3, "dropout": 0.0}},
-    })
+    cfg = config_from_dict(
+        {
+            "model": {
+                "scratch": {"model_type": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 4},
+                "vocab_size": 48,
+                "max_length": 64,
+            },
+            "data": {"train": str(root / "train.jsonl"), "eval": str(root / "test.jsonl")},
+            "method": {"name": "rim", "blocks": 2},
+            "trainer": {
+                "batch_size": 32,
+                "log_every": 10,
+                "stage1": {"steps": 150, "lr": 3e-3},
+                "stage2": {"steps": 60, "lr": 1e-3, "dropout": 0.0},
+            },
+        }
+    )
     result = run_training(cfg, root / "run", Reporter(enabled=False))
     return root / "run", result

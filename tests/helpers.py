@@ -9,16 +9,21 @@ from pathlib import Path
 import torch
 
 from rim.data.records import Record
-from rim.modeling import build_model, scratch_tokenizer
+from rim.models.modeling import build_model, scratch_tokenizer
 
 ARCHS = {
     "gpt2": {"model_type": "gpt2", "n_layer": 2, "n_embd": 32, "n_head": 2},
-    "llama": {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 32,
-              "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 64},
+    "llama": {
+        "model_type": "llama",
+        "num_hidden_layers": 2,
+        "hidden_size": 32,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 64,
+    },
 }
 
-_DECODER = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 4,
-            "intermediate_size": 64}
+_DECODER = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 64}
 FAMILIES = {
     "gpt2": ARCHS["gpt2"],
     "llama": ARCHS["llama"],
@@ -26,13 +31,11 @@ FAMILIES = {
     "qwen3": {"model_type": "qwen3", **_DECODER, "num_key_value_heads": 2, "head_dim": 8},
     "mistral": {"model_type": "mistral", **_DECODER, "num_key_value_heads": 2, "head_dim": 8},
     "gemma2": {"model_type": "gemma2", **_DECODER, "num_key_value_heads": 2, "head_dim": 8},
-    "gemma3_text": {"model_type": "gemma3_text", **_DECODER, "num_key_value_heads": 2,
-                    "head_dim": 8},
+    "gemma3_text": {"model_type": "gemma3_text", **_DECODER, "num_key_value_heads": 2, "head_dim": 8},
     "phi3": {"model_type": "phi3", **_DECODER, "num_key_value_heads": 2},
     "olmo2": {"model_type": "olmo2", **_DECODER, "num_key_value_heads": 2},
     "gpt_neox": {"model_type": "gpt_neox", **_DECODER},
-    "falcon": {"model_type": "falcon", "num_hidden_layers": 2, "hidden_size": 32,
-               "num_attention_heads": 4},
+    "falcon": {"model_type": "falcon", "num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 4},
 }
 """Tiny random configs of every tested model family (tests/test_architectures.py)."""
 
@@ -62,8 +65,10 @@ def tiny_model(arch: str, tok, seed: int = 0):
 
 def on_device(batch: dict) -> dict:
     """A collated batch on the test device, its float mask in the test dtype."""
-    return {k: v.to(DEVICE, DTYPE) if v.is_floating_point() and k == "attention_mask"
-            else v.to(DEVICE) for k, v in batch.items()}
+    return {
+        k: v.to(DEVICE, DTYPE) if v.is_floating_point() and k == "attention_mask" else v.to(DEVICE)
+        for k, v in batch.items()
+    }
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -21,13 +21,25 @@ from rim.cli import main
 from rim.data.generators.chain import generate_chain
 from rim.data.memory import records_in
 from rim.data.readers import read_records
-from rim.modeling import build_model, scratch_tokenizer
+from rim.models.modeling import build_model, scratch_tokenizer
 
-SMALL = {"model": {"scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
-                   "vocab_size": 48, "max_length": 64},
-         "trainer": {"batch_size": 8, "log_every": 1, "threads": 1, "report_to": [],
-                     "eval_batch_size": 16, "stage1": {"steps": 4, "lr": 3e-3},
-                     "stage2": {"steps": 2, "lr": 1e-3}, "baseline": {"steps": 4, "lr": 3e-3}}}
+SMALL = {
+    "model": {
+        "scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
+        "vocab_size": 48,
+        "max_length": 64,
+    },
+    "trainer": {
+        "batch_size": 8,
+        "log_every": 1,
+        "threads": 1,
+        "report_to": [],
+        "eval_batch_size": 16,
+        "stage1": {"steps": 4, "lr": 3e-3},
+        "stage2": {"steps": 2, "lr": 1e-3},
+        "baseline": {"steps": 4, "lr": 3e-3},
+    },
+}
 
 
 def rows(n=48, seed=0):
@@ -46,14 +58,15 @@ def tiny_pretrained(tmp_path_factory):
     return out
 
 
-def test_the_readme_example_trains_evaluates_per_block_saves_and_exports(tiny_pretrained,
-                                                                          tmp_path):
+def test_the_readme_example_trains_evaluates_per_block_saves_and_exports(tiny_pretrained, tmp_path):
     ds, valid = Dataset.from_list(rows()), rows(16, seed=1)
     trainer = rim.RiMTrainer(
         model=str(tiny_pretrained),
-        args=rim.RiMConfig(output_dir=str(tmp_path / "run"), blocks=2, block_size=2,
-                           disable_tqdm=True, **SMALL["trainer"]),
-        train_dataset=ds, eval_dataset=valid,
+        args=rim.RiMConfig(
+            output_dir=str(tmp_path / "run"), blocks=2, block_size=2, disable_tqdm=True, **SMALL["trainer"]
+        ),
+        train_dataset=ds,
+        eval_dataset=valid,
         peft_config=LoraConfig(r=4, target_modules="all-linear"),
     )
     out = trainer.train()
@@ -68,8 +81,9 @@ def test_the_readme_example_trains_evaluates_per_block_saves_and_exports(tiny_pr
     assert len(answers) == 3 and all(isinstance(a, str) for a in answers)
     per_block = rim.load(tmp_path / "run").answer(valid[0]["question"], every_block=True)
     assert len(per_block) == 2
-    saved = json.loads(json.dumps(__import__("yaml").safe_load(
-        (tmp_path / "run" / "config.yaml").read_text())))
+    saved = json.loads(
+        json.dumps(__import__("yaml").safe_load((tmp_path / "run" / "config.yaml").read_text()))
+    )
     assert saved["model"]["name_or_path"] == str(tiny_pretrained)
     assert saved["model"]["lora"]["r"] == 4
     assert saved["data"]["train"].startswith("python:train_dataset (48 records, sha256 ")
@@ -77,22 +91,33 @@ def test_the_readme_example_trains_evaluates_per_block_saves_and_exports(tiny_pr
 
 @pytest.mark.parametrize("method", ["rim", "nocot"])
 def test_a_trl_style_script_trains_with_a_dataset_and_lora(tiny_pretrained, tmp_path, method):
-    renamed = [{"problem": r["question"], "rationale": r["steps"], "solution": r["answer"]}
-               for r in rows()]
+    renamed = [{"problem": r["question"], "rationale": r["steps"], "solution": r["answer"]} for r in rows()]
     train = Dataset.from_list(renamed)
     model = __import__("transformers").AutoModelForCausalLM.from_pretrained(tiny_pretrained)
-    args = rim.RiMConfig(output_dir=str(tmp_path / method), method=method,
-                         question_field="problem", steps_field="rationale",
-                         answer_field="solution", disable_tqdm=True, **SMALL["trainer"])
-    trainer = rim.RiMTrainer(model=model, args=args, train_dataset=train,
-                             processing_class=__import__("transformers").AutoTokenizer
-                             .from_pretrained(tiny_pretrained),
-                             peft_config=LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    args = rim.RiMConfig(
+        output_dir=str(tmp_path / method),
+        method=method,
+        question_field="problem",
+        steps_field="rationale",
+        answer_field="solution",
+        disable_tqdm=True,
+        **SMALL["trainer"],
+    )
+    trainer = rim.RiMTrainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        processing_class=__import__("transformers").AutoTokenizer.from_pretrained(tiny_pretrained),
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"),
+    )
     trainer.train()
     info = json.loads((tmp_path / method / "model" / "rim.json").read_text())
     assert info["method"]["name"] == method
-    losses = [json.loads(line)["loss"] for line in
-              (tmp_path / method / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
+    losses = [
+        json.loads(line)["loss"]
+        for line in (tmp_path / method / "metrics.jsonl").read_text().splitlines()
+        if '"loss"' in line
+    ]
     assert len(losses) == 4 if method == "nocot" else 6
     answer = rim.load(tmp_path / method).answer(renamed[0]["problem"])
     assert isinstance(answer, str)
@@ -104,8 +129,9 @@ class Recorder(TrainerCallback):
 
     def _note(self, name, args, state, **kwargs):
         assert isinstance(args, TrainingArguments)
-        self.events.append((name, state.global_step, round(state.epoch or 0, 3),
-                            len(state.log_history), kwargs))
+        self.events.append(
+            (name, state.global_step, round(state.epoch or 0, 3), len(state.log_history), kwargs)
+        )
 
     def on_init_end(self, args, state, control, **kwargs):
         self._note("init_end", args, state)
@@ -128,17 +154,21 @@ class Recorder(TrainerCallback):
 
 def test_a_trainer_callback_receives_the_loops_events(tmp_path):
     recorder = Recorder()
-    args = rim.RiMConfig(output_dir=str(tmp_path / "run"), blocks=2, disable_tqdm=True,
-                         model=SMALL["model"], **{**SMALL["trainer"], "save_every": 3,
-                                                  "eval_every": 4})
-    trainer = rim.RiMTrainer(args=args, train_dataset=rows(), eval_dataset=rows(8, seed=1),
-                             callbacks=[recorder])
+    args = rim.RiMConfig(
+        output_dir=str(tmp_path / "run"),
+        blocks=2,
+        disable_tqdm=True,
+        model=SMALL["model"],
+        **{**SMALL["trainer"], "save_every": 3, "eval_every": 4},
+    )
+    trainer = rim.RiMTrainer(
+        args=args, train_dataset=rows(), eval_dataset=rows(8, seed=1), callbacks=[recorder]
+    )
     trainer.train()
     names = [e[0] for e in recorder.events]
     assert names[:2] == ["init_end", "train_begin"] and recorder.events[1][4]["max_steps"] == 6
     assert names.index("train_end") > max(i for i, n in enumerate(names) if n == "save")
-    steps = [(e[1], e[4]["logs"]) for e in recorder.events if e[0] == "log"
-             and "loss" in e[4]["logs"]]
+    steps = [(e[1], e[4]["logs"]) for e in recorder.events if e[0] == "log" and "loss" in e[4]["logs"]]
     assert [s for s, _ in steps] == [1, 2, 3, 4, 5, 6]
     assert all({"loss", "learning_rate", "epoch"} <= logs.keys() for _, logs in steps)
     assert [e[1] for e in recorder.events if e[0] == "save"] == [3, 6]
@@ -166,25 +196,31 @@ def step_losses(run):
 
 def test_resume_from_python_equals_resume_from_the_cli(tmp_path):
     write_jsonl(tmp_path / "train.jsonl", rows(64))
-    config = {**SMALL, "data": {"train": str(tmp_path / "train.jsonl")},
-              "method": {"name": "rim", "blocks": 2},
-              "trainer": {**SMALL["trainer"], "save_every": 1, "keep_last": 2,
-                          "stage1": {"steps": 4, "lr": 3e-3, "dropout": 0.1}}}
+    config = {
+        **SMALL,
+        "data": {"train": str(tmp_path / "train.jsonl")},
+        "method": {"name": "rim", "blocks": 2},
+        "trainer": {
+            **SMALL["trainer"],
+            "save_every": 1,
+            "keep_last": 2,
+            "stage1": {"steps": 4, "lr": 3e-3, "dropout": 0.1},
+        },
+    }
     (tmp_path / "run.yaml").write_text(json.dumps(config))
     assert main(["train", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "whole")]) == 0
 
     def trainer(out, callbacks=()):
-        args = rim.RiMConfig(output_dir=str(out), disable_tqdm=True,
-                             **{k: v for k, v in config.items() if k != "data"})
-        return rim.RiMTrainer(args=args, train_dataset=config["data"]["train"],
-                              callbacks=list(callbacks))
+        args = rim.RiMConfig(
+            output_dir=str(out), disable_tqdm=True, **{k: v for k, v in config.items() if k != "data"}
+        )
+        return rim.RiMTrainer(args=args, train_dataset=config["data"]["train"], callbacks=list(callbacks))
 
     with pytest.raises(KeyboardInterrupt):
         trainer(tmp_path / "python", [StopAfter(3)]).train()
     shutil.copytree(tmp_path / "python", tmp_path / "cli")
     trainer(tmp_path / "python").train(resume_from_checkpoint=True)
-    assert main(["train", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "cli"),
-                 "--resume"]) == 0
+    assert main(["train", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "cli"), "--resume"]) == 0
     reference = step_losses(tmp_path / "whole")
     assert step_losses(tmp_path / "python") == reference == step_losses(tmp_path / "cli")
     whole = load_file(str(tmp_path / "whole" / "model" / "model.safetensors"))
@@ -206,11 +242,15 @@ def test_a_missing_column_or_a_bad_value_is_the_one_line_error_of_a_file(tmp_pat
     assert str(from_file.value) == f"{tmp_path / 'rows.json'}: record 0: record has no 'problem' field"
 
     write_jsonl(tmp_path / "rows.jsonl", list(data))  # the CLI: the same setting, one line
-    (tmp_path / "run.yaml").write_text(json.dumps({**SMALL, "data": {
-        "train": str(tmp_path / "rows.jsonl"), "question_field": "problem"}}))
+    (tmp_path / "run.yaml").write_text(
+        json.dumps({**SMALL, "data": {"train": str(tmp_path / "rows.jsonl"), "question_field": "problem"}})
+    )
     assert main(["train", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "cli")]) == 2
-    assert capsys.readouterr().err.strip().endswith(
-        f"{tmp_path / 'rows.jsonl'}:1: record has no 'problem' field")
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(f"{tmp_path / 'rows.jsonl'}:1: record has no 'problem' field")
+    )
 
     records, label = records_in(data.to_iterable_dataset(), "train_dataset")  # streamed rows
     assert [r.question for r in records] == [r["question"] for r in good]
@@ -224,18 +264,23 @@ def test_a_missing_column_or_a_bad_value_is_the_one_line_error_of_a_file(tmp_pat
 
 
 def test_import_rim_and_its_config_stay_light_and_flat_keys_find_their_sections():
-    probe = ("import sys, rim; args = rim.RiMConfig(output_dir='x', method='pause', blocks=3, "
-             "batch_size=4, question_field='problem', stage1={'steps': 2}); "
-             "print(sorted(m for m in ('torch', 'transformers', 'peft', 'datasets') "
-             "if m in sys.modules), args.method.blocks, args.trainer.batch_size, "
-             "args.data.question_field, args.trainer.stage1.steps, sorted(rim.__all__) == rim.__all__)")
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=120)
+    probe = (
+        "import sys, rim; args = rim.RiMConfig(output_dir='x', method='pause', blocks=3, "
+        "batch_size=4, question_field='problem', stage1={'steps': 2}); "
+        "print(sorted(m for m in ('torch', 'transformers', 'peft', 'datasets') "
+        "if m in sys.modules), args.method.blocks, args.trainer.batch_size, "
+        "args.data.question_field, args.trainer.stage1.steps, sorted(rim.__all__) == rim.__all__)"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert proc.stdout.split() == ["[]", "3", "4", "problem", "2", "True"], proc.stderr
-    with pytest.raises(rim.RimInputError, match=r"^RiMConfig: unknown setting 'blocks' \(not a "
-                       r"setting of model, data, trainer or method nocot\)$"):
+    with pytest.raises(
+        rim.RimInputError,
+        match=r"^RiMConfig: unknown setting 'blocks' \(not a "
+        r"setting of model, data, trainer or method nocot\)$",
+    ):
         rim.RiMConfig(output_dir="x", method="nocot", blocks=2)
-    with pytest.raises(rim.RimInputError,
-                       match=r"^RiMConfig: field 'trainer.batch_size' must be at least 1, got 0$"):
+    with pytest.raises(
+        rim.RimInputError, match=r"^RiMConfig: field 'trainer.batch_size' must be at least 1, got 0$"
+    ):
         rim.RiMConfig(output_dir="x", batch_size=0)
     assert rim.RiMConfig.model_fields["output_dir"].description.startswith("The run directory")

@@ -1,7 +1,7 @@
 """Every causal-LM family users are likely to bring, checked one by one on a tiny random config:
 the block-causal training layout computes what the plain inference prompt computes, batched
 cached decoding equals plain decoding, a few packed training steps run and `rim infer` answers.
-Families that cannot work are refused in one line at load time (`rim.families`)."""
+Families that cannot work are refused in one line at load time (`rim.models.families`)."""
 
 import io
 import json
@@ -20,9 +20,9 @@ from test_layout_equivalence import (
 )
 
 from rim.cli import main
-from rim.errors import RimInputError
-from rim.families import REFUSED, TESTED, attention_window, check_window
-from rim.modeling import build_model
+from rim.common.errors import RimInputError
+from rim.models.families import REFUSED, TESTED, attention_window, check_window
+from rim.models.modeling import build_model
 
 
 def test_every_tested_family_is_checked_here():
@@ -54,22 +54,29 @@ def chain_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(chain_data, tmp_path_factory):
     """One tiny packed RiM training per family (built on demand, kept for the module)."""
+    from rim.common.progress import Reporter
     from rim.config import config_from_dict
-    from rim.progress import Reporter
-    from rim.run import run_training
+    from rim.training.run import run_training
 
     runs: dict[str, tuple[Path, str]] = {}
 
     def train(family: str) -> tuple[Path, str]:
         if family not in runs:
             out = tmp_path_factory.mktemp(family) / "run"
-            cfg = config_from_dict({
-                "model": {"scratch": FAMILIES[family], "vocab_size": 40, "max_length": 64},
-                "data": {"train": str(chain_data / "train.jsonl")},
-                "method": {"name": "rim", "blocks": 2},
-                "trainer": {"batch_size": 8, "log_every": 1, "packing": True,
-                            "stage1": {"steps": 2, "lr": 3e-3}, "stage2": {"steps": 2}},
-            })
+            cfg = config_from_dict(
+                {
+                    "model": {"scratch": FAMILIES[family], "vocab_size": 40, "max_length": 64},
+                    "data": {"train": str(chain_data / "train.jsonl")},
+                    "method": {"name": "rim", "blocks": 2},
+                    "trainer": {
+                        "batch_size": 8,
+                        "log_every": 1,
+                        "packing": True,
+                        "stage1": {"steps": 2, "lr": 3e-3},
+                        "stage2": {"steps": 2},
+                    },
+                }
+            )
             text = io.StringIO()
             run_training(cfg, out, Reporter(to=Console(file=text, width=400), bars=False))
             runs[family] = (out, text.getvalue())
@@ -91,12 +98,20 @@ def test_packed_training_and_infer(family, trained, capsys):
     assert len(lines) == 2  # one answer after each of the 2 blocks
 
 
-@pytest.mark.parametrize("spec", [
-    {"model_type": "bloom", "n_layer": 1, "hidden_size": 16, "n_head": 2},
-    {"model_type": "mamba", "num_hidden_layers": 1, "hidden_size": 16},
-    {"model_type": "falcon", "num_hidden_layers": 1, "hidden_size": 16, "num_attention_heads": 2,
-     "alibi": True},
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"model_type": "bloom", "n_layer": 1, "hidden_size": 16, "n_head": 2},
+        {"model_type": "mamba", "num_hidden_layers": 1, "hidden_size": 16},
+        {
+            "model_type": "falcon",
+            "num_hidden_layers": 1,
+            "hidden_size": 16,
+            "num_attention_heads": 2,
+            "alibi": True,
+        },
+    ],
+)
 def test_families_that_cannot_work_are_refused_in_one_line(spec):
     with pytest.raises(RimInputError) as err:
         build_model(spec, tiny_tokenizer(), max_length=32)
@@ -120,13 +135,20 @@ def test_sliding_window_shorter_than_a_layout_is_refused():
 
 def test_rim_train_refuses_a_window_its_layouts_overflow(chain_data, tmp_path, capsys):
     config = tmp_path / "run.yaml"
-    config.write_text(json.dumps({
-        "model": {"scratch": {**FAMILIES["mistral"], "sliding_window": 8}, "vocab_size": 40,
-                  "max_length": 64},
-        "data": {"train": str(chain_data / "train.jsonl")},
-        "method": {"name": "rim", "blocks": 2},
-        "trainer": {"batch_size": 8, "stage1": {"steps": 1}, "stage2": {"steps": 1}},
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "model": {
+                    "scratch": {**FAMILIES["mistral"], "sliding_window": 8},
+                    "vocab_size": 40,
+                    "max_length": 64,
+                },
+                "data": {"train": str(chain_data / "train.jsonl")},
+                "method": {"name": "rim", "blocks": 2},
+                "trainer": {"batch_size": 8, "stage1": {"steps": 1}, "stage2": {"steps": 1}},
+            }
+        )
+    )
     assert main(["train", str(config), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "sliding window of 8 positions" in err[0]

@@ -17,18 +17,22 @@ from rim.bench.common import default_methods, load_settings
 from rim.bench.latency import LatencySettings
 from rim.bench.step import StepSettings, run_step
 from rim.cli import main
+from rim.common.errors import RimInputError
 from rim.data.generators.lookup import generate_lookup
 from rim.data.readers import read_records
 from rim.data.stats import seen_fraction
-from rim.errors import RimInputError
 from rim.methods import METHODS
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_MODEL = {"scratch": {"model_type": "gpt2", "n_layer": 2, "n_embd": 32, "n_head": 2},
-              "vocab_size": 48, "max_length": 96}
+TINY_MODEL = {
+    "scratch": {"model_type": "gpt2", "n_layer": 2, "n_embd": 32, "n_head": 2},
+    "vocab_size": 48,
+    "max_length": 96,
+}
 
 try:
     import matplotlib  # noqa: F401
+
     HAS_PLOT = True
 except ImportError:
     HAS_PLOT = False
@@ -49,21 +53,51 @@ def written(out: Path, name: str) -> dict:
 
 # --- latency -----------------------------------------------------------------------------------
 
+
 def test_latency_rows_per_method_and_batch(tiny_model, tmp_path):
     out = tmp_path / "latency"
-    assert main(["bench", "latency", "--model", str(tiny_model), "--out", str(out),
-                 "--batches", "1", "3", "--repeats", "1", "--warmup", "0",
-                 "--question-tokens", "6", "--answer-tokens", "2", "--chain-tokens", "3",
-                 "--blocks", "2"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "latency",
+                "--model",
+                str(tiny_model),
+                "--out",
+                str(out),
+                "--batches",
+                "1",
+                "3",
+                "--repeats",
+                "1",
+                "--warmup",
+                "0",
+                "--question-tokens",
+                "6",
+                "--answer-tokens",
+                "2",
+                "--chain-tokens",
+                "3",
+                "--blocks",
+                "2",
+            ]
+        )
+        == 0
+    )
     result = written(out, "latency")
     assert {"device", "rows", "model", "settings"} <= set(result)
     methods = default_methods()
     assert set(methods) == set(METHODS)
-    assert [(r["method"], r["batch"]) for r in result["rows"]] == [
-        (m, b) for b in (1, 3) for m in methods]
+    assert [(r["method"], r["batch"]) for r in result["rows"]] == [(m, b) for b in (1, 3) for m in methods]
     for row in result["rows"]:
-        for key in ("ttft_ms", "latency_ms", "answers_per_s", "forward_passes",
-                    "generated_tokens", "prompt_tokens"):
+        for key in (
+            "ttft_ms",
+            "latency_ms",
+            "answers_per_s",
+            "forward_passes",
+            "generated_tokens",
+            "prompt_tokens",
+        ):
             assert key in row, key
         cot = row["method"] == "cot"
         assert row["generated_tokens"] == (5 if cot else 2)
@@ -93,8 +127,16 @@ def test_latency_on_a_trained_run(tmp_path):
     run = saved_run(tmp_path / "run")
     data = tmp_path / "q.jsonl"
     data.write_text(json.dumps({"question": "3 +1 ?", "steps": [], "answer": "4"}) + "\n")
-    settings = LatencySettings(run=str(run), data=str(data), methods=["nocot", "rim"],
-                               batches=[2], repeats=1, warmup=0, answer_tokens=1, chain_tokens=1)
+    settings = LatencySettings(
+        run=str(run),
+        data=str(data),
+        methods=["nocot", "rim"],
+        batches=[2],
+        repeats=1,
+        warmup=0,
+        answer_tokens=1,
+        chain_tokens=1,
+    )
     result = run_latency(settings, tmp_path / "out")
     assert result["settings"]["blocks"] == 3  # the run's K
     assert [r["method"] for r in result["rows"]] == ["nocot", "rim"]
@@ -111,14 +153,15 @@ def test_bench_settings_files_are_valid():
         assert len(sweep.seeds) >= 3 and sweep.task is not None, path
     with pytest.raises(RimInputError, match="unknown config key"):
         from rim.bench.common import settings_from_dict
+
         settings_from_dict(LatencySettings, {"batch": [1]})
 
 
 # --- step --------------------------------------------------------------------------------------
 
+
 def test_step_rows_and_ratio(tiny_model, tmp_path):
-    settings = StepSettings(model=str(tiny_model), batch_size=4, ops=2, blocks=2, repeats=1,
-                            warmup=0)
+    settings = StepSettings(model=str(tiny_model), batch_size=4, ops=2, blocks=2, repeats=1, warmup=0)
     result = run_step(settings, tmp_path / "step")
     assert written(tmp_path / "step", "step") == json.loads(json.dumps(result))
     assert [r["stage"] for r in result["rows"]] == ["stage1", "stage2"]
@@ -132,8 +175,17 @@ def test_step_rows_and_ratio(tiny_model, tmp_path):
 def test_step_times_no_cot_with_a_padded_vocabulary_before_and_after(tiny_model, tmp_path):
     results = {}
     for full in (False, True):
-        settings = StepSettings(model=str(tiny_model), batch_size=4, ops=2, blocks=2, repeats=1,
-                                warmup=0, vocab_size=3000, nocot=True, full_logits=full)
+        settings = StepSettings(
+            model=str(tiny_model),
+            batch_size=4,
+            ops=2,
+            blocks=2,
+            repeats=1,
+            warmup=0,
+            vocab_size=3000,
+            nocot=True,
+            full_logits=full,
+        )
         results[full] = run_step(settings, tmp_path / f"step-{full}")
         assert [r["stage"] for r in results[full]["rows"]] == ["stage1", "stage2", "nocot"]
         assert results[full]["model"]["vocab_size"] == 3000
@@ -144,6 +196,7 @@ def test_step_times_no_cot_with_a_padded_vocabulary_before_and_after(tiny_model,
 
 # --- memory ------------------------------------------------------------------------------------
 
+
 def test_memory_at_the_stage_switch_grows_by_the_kept_optimizer_only(tmp_path):
     """The real trainer in two processes: with the previous stage's AdamW kept alive, stage 2
     peaks about one AdamW state higher than with it released (8 bytes per parameter; on CPU
@@ -151,11 +204,20 @@ def test_memory_at_the_stage_switch_grows_by_the_kept_optimizer_only(tmp_path):
     from rim.bench.memory import MemorySettings, run_memory
 
     model = tmp_path / "model.yaml"
-    model.write_text(yaml.safe_dump({"model": {
-        "scratch": {"model_type": "gpt2", "n_layer": 2, "n_embd": 512, "n_head": 4},
-        "vocab_size": 64, "max_length": 64}}))
-    result = run_memory(MemorySettings(model=str(model), steps=2, batch_size=4, blocks=2,
-                                       threads=1), tmp_path / "memory")
+    model.write_text(
+        yaml.safe_dump(
+            {
+                "model": {
+                    "scratch": {"model_type": "gpt2", "n_layer": 2, "n_embd": 512, "n_head": 4},
+                    "vocab_size": 64,
+                    "max_length": 64,
+                }
+            }
+        )
+    )
+    result = run_memory(
+        MemorySettings(model=str(model), steps=2, batch_size=4, blocks=2, threads=1), tmp_path / "memory"
+    )
     assert written(tmp_path / "memory", "memory") == json.loads(json.dumps(result))
     released, kept = result["rows"]
     assert (released["variant"], kept["variant"]) == ("released", "kept")
@@ -172,19 +234,33 @@ def test_runs_side_by_side_read_what_the_runs_wrote(tmp_path):
     from rim.bench.runs import compare_runs
 
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({
-        "model": TINY_MODEL, "data": {"train": "gen:chain?n=32&seed=0&ops=2"},
-        "method": {"name": "rim", "blocks": 2},
-        "trainer": {"batch_size": 8, "threads": 1, "log_every": 2, "report_to": [],
-                    "stage1": {"steps": 4}, "stage2": {"steps": 2}}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": TINY_MODEL,
+                "data": {"train": "gen:chain?n=32&seed=0&ops=2"},
+                "method": {"name": "rim", "blocks": 2},
+                "trainer": {
+                    "batch_size": 8,
+                    "threads": 1,
+                    "log_every": 2,
+                    "report_to": [],
+                    "stage1": {"steps": 4},
+                    "stage2": {"steps": 2},
+                },
+            }
+        )
+    )
     for name, extra in (("padded", []), ("packed", ["trainer.packing=true"])):
-        assert main(["train", str(config), "--out", str(tmp_path / name), "--no-progress",
-                     *extra]) == 0
+        assert main(["train", str(config), "--out", str(tmp_path / name), "--no-progress", *extra]) == 0
     result = compare_runs([tmp_path / "padded", tmp_path / "packed"], tmp_path / "cmp")
     assert written(tmp_path / "cmp", "runs") == json.loads(json.dumps(result))
     assert [(r["run"], r["stage"], r["packing"]) for r in result["rows"]] == [
-        ("padded", "stage1", False), ("padded", "stage2", False),
-        ("packed", "stage1", True), ("packed", "stage2", True)]
+        ("padded", "stage1", False),
+        ("padded", "stage2", False),
+        ("packed", "stage1", True),
+        ("packed", "stage2", True),
+    ]
     for row in result["rows"]:
         assert row["examples_per_s"] == pytest.approx(row["steps"] * 8 / row["seconds"])
     assert result["rows"][0]["steady_examples_per_s"] > 0  # stage 1 logged two windows
@@ -196,23 +272,42 @@ def test_runs_side_by_side_read_what_the_runs_wrote(tmp_path):
             row["max_memory_mib"] = 100.0 + i
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
     peaks = [r["max_memory_mib"] for r in compare_runs([tmp_path / "padded"], tmp_path / "m")["rows"]]
-    assert peaks == [max(100.0 + i for i, r in enumerate(rows) if r.get("stage") == stage
-                         and "loss" in r) for stage in ("stage1", "stage2")]
+    assert peaks == [
+        max(100.0 + i for i, r in enumerate(rows) if r.get("stage") == stage and "loss" in r)
+        for stage in ("stage1", "stage2")
+    ]
     assert main(["bench", "runs", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
 
 
 # --- accuracy ----------------------------------------------------------------------------------
 
+
 def sweep_file(tmp_path: Path, methods, seeds, concurrent=1) -> Path:
     sweep = {
-        "config": {"model": TINY_MODEL, "method": {"blocks": 2, "latent_stages": 1},
-                   "trainer": {"batch_size": 16, "log_every": 5, "threads": 1,
-                               "eval_batch_size": 32, "max_new_tokens": 8,
-                               "stage1": {"steps": 3}, "stage2": {"steps": 3},
-                               "baseline": {"steps": 3}, "coconut": {"steps": 3}}},
-        "task": {"name": "lookup", "train": 48, "test": 8,
-                 "options": {"symbols": 4, "min_hops": 1, "max_hops": 2}},
-        "methods": methods, "seeds": seeds, "concurrent": concurrent,
+        "config": {
+            "model": TINY_MODEL,
+            "method": {"blocks": 2, "latent_stages": 1},
+            "trainer": {
+                "batch_size": 16,
+                "log_every": 5,
+                "threads": 1,
+                "eval_batch_size": 32,
+                "max_new_tokens": 8,
+                "stage1": {"steps": 3},
+                "stage2": {"steps": 3},
+                "baseline": {"steps": 3},
+                "coconut": {"steps": 3},
+            },
+        },
+        "task": {
+            "name": "lookup",
+            "train": 48,
+            "test": 8,
+            "options": {"symbols": 4, "min_hops": 1, "max_hops": 2},
+        },
+        "methods": methods,
+        "seeds": seeds,
+        "concurrent": concurrent,
     }
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(sweep))
@@ -220,7 +315,7 @@ def sweep_file(tmp_path: Path, methods, seeds, concurrent=1) -> Path:
 
 
 def test_accuracy_sweep_summarises_and_resumes(tmp_path, monkeypatch):
-    import rim.run
+    import rim.training.run
 
     methods = {"nocot": {"trainer.baseline.steps": 6}, "rim": {}}
     out = tmp_path / "out"
@@ -242,10 +337,12 @@ def test_accuracy_sweep_summarises_and_resumes(tmp_path, monkeypatch):
     # resume: finished runs are skipped, an interrupted one (no eval.json) is trained again
     (out / "runs" / "nocot" / "seed1" / "eval.json").unlink()
     trained = []
-    real = rim.run.run_training
-    monkeypatch.setattr(rim.run, "run_training",
-                        lambda cfg, path, reporter=None: trained.append(path) or real(cfg, path,
-                                                                                      reporter))
+    real = rim.training.run.run_training
+    monkeypatch.setattr(
+        rim.training.run,
+        "run_training",
+        lambda cfg, path, reporter=None: trained.append(path) or real(cfg, path, reporter),
+    )
     summary = run_sweep(load_sweep(sweep_file(tmp_path, methods, [0, 1, 2])), out)
     assert trained == [out / "runs" / "nocot" / "seed1"]
     assert summary["skipped"] == 5 and summary["finished_runs"] == 6
@@ -265,20 +362,30 @@ def test_accuracy_sweep_summarises_and_resumes(tmp_path, monkeypatch):
 
 def test_accuracy_sweep_runs_concurrent_subprocesses(tmp_path):
     out = tmp_path / "out"
-    assert main(["bench", "accuracy", str(sweep_file(tmp_path, ["pause"], [0, 1], concurrent=2)),
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "accuracy",
+                str(sweep_file(tmp_path, ["pause"], [0, 1], concurrent=2)),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     summary = written(out, "accuracy")
     assert summary["finished_runs"] == 2
-    assert sorted(p.name for p in (out / "logs").iterdir()) == ["pause-seed0.log",
-                                                               "pause-seed1.log"]
+    assert sorted(p.name for p in (out / "logs").iterdir()) == ["pause-seed0.log", "pause-seed1.log"]
 
 
 def test_sweep_task_generates_training_data_and_data_eval_names_the_test_file(tmp_path):
     from rim.data.generators.lookup import generate_lookup
     from rim.data.writers import write_records
 
-    test = write_records(generate_lookup(5, 7, symbols=4, min_hops=1, max_hops=2),
-                         tmp_path / "given" / "test.jsonl")
+    test = write_records(
+        generate_lookup(5, 7, symbols=4, min_hops=1, max_hops=2), tmp_path / "given" / "test.jsonl"
+    )
     path = sweep_file(tmp_path, ["nocot"], [0])
     raw = yaml.safe_load(path.read_text())
     raw["data"] = {"eval": "given/test.jsonl"}
@@ -286,8 +393,10 @@ def test_sweep_task_generates_training_data_and_data_eval_names_the_test_file(tm
     path.write_text(yaml.safe_dump(raw))
     out = tmp_path / "out"
     summary = run_sweep(load_sweep(path), out)
-    assert summary["data"] == {"eval": str(test.resolve()),
-                               "train": str((out / "data" / "train.jsonl").resolve())}
+    assert summary["data"] == {
+        "eval": str(test.resolve()),
+        "train": str((out / "data" / "train.jsonl").resolve()),
+    }
     assert sorted(p.name for p in (out / "data").iterdir()) == ["train.jsonl"]
     assert summary["eval_file"] == str(test.resolve())
     assert 0 <= summary["test_seen_in_train"] <= 1
@@ -307,7 +416,7 @@ def test_sweep_task_generates_training_data_and_data_eval_names_the_test_file(tm
 
 
 def test_disjoint_task_holds_the_test_questions_out_of_training(tmp_path):
-    from rim.bench.sweep import sweep_data as _data
+    from rim.bench.sweep_data import sweep_data as _data
 
     path = sweep_file(tmp_path, ["nocot"], [0])  # lookup with 4 symbols: few distinct questions
     overlapping = _data(load_sweep(path), tmp_path / "a")
@@ -315,8 +424,7 @@ def test_disjoint_task_holds_the_test_questions_out_of_training(tmp_path):
     raw["task"]["disjoint"] = True
     path.write_text(yaml.safe_dump(raw))
     disjoint = _data(load_sweep(path), tmp_path / "b")
-    full, kept, test = (read_records(p) for p in (overlapping["train"], disjoint["train"],
-                                                  disjoint["eval"]))
+    full, kept, test = (read_records(p) for p in (overlapping["train"], disjoint["train"], disjoint["eval"]))
     assert read_records(overlapping["eval"]) == test
     assert seen_fraction(test, full) > 0 and seen_fraction(test, kept) == 0
     held_out = {r.question for r in test}
@@ -329,8 +437,11 @@ def test_stopping_a_sweep_stops_its_training_subprocesses(tmp_path):
     raw["config"]["trainer"]["baseline"]["steps"] = 100000  # runs that would not end by themselves
     path.write_text(yaml.safe_dump(raw))
     out = tmp_path / "out"
-    sweep = subprocess.Popen([sys.executable, "-m", "rim.cli", "bench", "accuracy", str(path),
-                              "--out", str(out)], stdout=subprocess.PIPE, text=True)
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "rim.cli", "bench", "accuracy", str(path), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     pids = []
     while len(pids) < 2:
         line = sweep.stdout.readline()
@@ -354,6 +465,7 @@ def test_sweep_errors_name_the_problem(tmp_path):
 
 
 # --- the lookup task ---------------------------------------------------------------------------
+
 
 def test_lookup_records_follow_the_map():
     records = generate_lookup(200, seed=3)
@@ -389,10 +501,14 @@ def test_lookup_variants():
 
 def test_step_times_the_packed_layout_on_records_of_a_file(tiny_model, tmp_path):
     data = tmp_path / "records.jsonl"
-    data.write_text("".join(json.dumps(r.to_dict()) + "\n"
-                            for r in generate_lookup(12, 0, symbols=4, min_hops=1, max_hops=3)))
-    settings = StepSettings(model=str(tiny_model), batch_size=8, blocks=2, repeats=1, warmup=0,
-                            data=str(data), pack_length=96)
+    data.write_text(
+        "".join(
+            json.dumps(r.to_dict()) + "\n" for r in generate_lookup(12, 0, symbols=4, min_hops=1, max_hops=3)
+        )
+    )
+    settings = StepSettings(
+        model=str(tiny_model), batch_size=8, blocks=2, repeats=1, warmup=0, data=str(data), pack_length=96
+    )
     result = run_step(settings, tmp_path / "step")
     for row in result["rows"]:
         assert row["packed_rows"] < row["batch"] and row["packed_len"] <= 96
@@ -405,15 +521,15 @@ def test_smoke_sweep_file_is_valid():
 
 
 def test_a_stopped_run_stops_an_in_process_sweep(tmp_path, monkeypatch):
-    import rim.run
+    import rim.training.run
+    from rim.common.errors import RimStopped
     from rim.config import config_from_dict
-    from rim.errors import RimStopped
-    from rim.jobs import Job, run_jobs
+    from rim.training.jobs import Job, run_jobs
 
     def stopped(cfg, path, reporter=None):
         raise RimStopped("SIGINT: stopped", code=130)
 
-    monkeypatch.setattr(rim.run, "run_training", stopped)
+    monkeypatch.setattr(rim.training.run, "run_training", stopped)
     jobs = [Job(f"j{i}", config_from_dict({}), tmp_path / f"j{i}") for i in range(2)]
     with pytest.raises(RimStopped):
         run_jobs(jobs, tmp_path)
@@ -426,22 +542,21 @@ def test_latency_on_a_short_context_run_fits_its_default_lengths(tmp_path):
     from helpers import ARCHS, tiny_tokenizer
 
     from rim.bench.latency import run_latency
-    from rim.modeling import build_model
+    from rim.models.modeling import build_model
 
     run = tmp_path / "run"
     tok = tiny_tokenizer()
     build_model(ARCHS["gpt2"], tok, max_length=64).save_pretrained(run)
     tok.save_pretrained(run)
     (run / "rim.json").write_text(json.dumps({"method": "rim", "blocks": 3, "block_size": 2}))
-    quick = {"run": str(run), "methods": ["nocot", "cot", "rim"], "batches": [1], "repeats": 1,
-             "warmup": 0}
+    quick = {"run": str(run), "methods": ["nocot", "cot", "rim"], "batches": [1], "repeats": 1, "warmup": 0}
     result = run_latency(LatencySettings(**quick), tmp_path / "out")
     s = result["settings"]
     assert s["question_tokens"] + 3 * 4 + s["answer_tokens"] + 1 <= 64  # RiM's prompt fits
-    assert 1 <= s["chain_tokens"] < 25 and {r["method"] for r in result["rows"]} == {
-        "nocot", "cot", "rim"}
+    assert 1 <= s["chain_tokens"] < 25 and {r["method"] for r in result["rows"]} == {"nocot", "cot", "rim"}
     cot = next(r for r in result["rows"] if r["method"] == "cot")
     assert cot["prompt_tokens"] + s["chain_tokens"] + s["answer_tokens"] <= 64
-    with pytest.raises(RimInputError, match="cot needs .* context of 64: pass shorter "
-                                            "--question-tokens, --chain-tokens"):
+    with pytest.raises(
+        RimInputError, match="cot needs .* context of 64: pass shorter --question-tokens, --chain-tokens"
+    ):
         run_latency(LatencySettings(**quick, chain_tokens=60), tmp_path / "out2")

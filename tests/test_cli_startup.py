@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 from rim.cli import build_parser, main
+from rim.cli.flags import settings_rows
 from rim.config import Config
-from rim.settings_cli import settings_rows
 
 HEAVY = ("torch", "transformers", "accelerate", "peft", "datasets")
 
@@ -31,8 +31,9 @@ print(json.dumps(loaded))
 
 
 def test_help_config_and_argument_errors_import_neither_torch_nor_transformers():
-    proc = subprocess.run([sys.executable, "-c", f"HEAVY = {HEAVY!r}\n{PROBE}"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", f"HEAVY = {HEAVY!r}\n{PROBE}"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(loaded) == 8
@@ -53,8 +54,9 @@ def test_rim_config_off_a_terminal_prints_one_plain_row_per_setting(capsys):
 
 def test_a_closed_pipe_ends_quietly():
     for args in (["config"], ["config", "--json"], ["--help"]):
-        proc = subprocess.Popen([sys.executable, "-m", "rim.cli", *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rim.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         proc.stdout.close()  # as `rim config | head -0`: the reader is gone before rim writes
         err = proc.stderr.read().decode()
         assert proc.wait(timeout=120) in (0, 141), args

@@ -8,20 +8,21 @@ import pytest
 import torch
 from helpers import ARCHS, RECORDS, tiny_model, tiny_tokenizer, write_jsonl
 
+from rim.common.errors import RimInputError
+from rim.common.progress import Reporter
 from rim.config import config_from_dict
+from rim.core.encoding import Example, encode
+from rim.core.generation import cache_keyword, left_pad, returned_cache
+from rim.core.thoughts import think
 from rim.data.answers import digit_accuracy
 from rim.data.generators.chain import generate_chain
-from rim.encoding import Example, encode
-from rim.errors import RimInputError
-from rim.evaluate import evaluate
-from rim.generation import cache_keyword, left_pad, returned_cache
-from rim.infer import load_run
+from rim.inference.evaluate import evaluate
+from rim.inference.infer import load_run
 from rim.methods import SpecialIds, make_method
-from rim.methods.coconut import Coconut, think
-from rim.modeling import special_ids
-from rim.prepare import _check_fits
-from rim.progress import Reporter
-from rim.run import run_training
+from rim.methods.coconut import Coconut
+from rim.models.modeling import special_ids
+from rim.training.prepare import _check_fits
+from rim.training.run import run_training
 
 TOL = 1e-5
 
@@ -34,8 +35,7 @@ def plain_thoughts(model, prefix, n):
     """No cache, no padding: re-run the whole embedding sequence for every thought."""
     embeds, states = embed(model, prefix), []
     for _ in range(n):
-        states.append(model(inputs_embeds=embeds[None], output_hidden_states=True)
-                      .hidden_states[-1][0, -1])
+        states.append(model(inputs_embeds=embeds[None], output_hidden_states=True).hidden_states[-1][0, -1])
         embeds = torch.cat([embeds, states[-1][None]])
     return embeds, states
 
@@ -57,9 +57,13 @@ def test_cached_thought_passes_equal_uncached_loop(arch):
     with torch.no_grad():
         thinking = think(model, ids, mask, positions, n)
         close = torch.full((len(prompts), 1), method.special.close)
-        logits = model(input_ids=close, attention_mask=mask, position_ids=positions[:, -1:],
-                       use_cache=True,
-                       **{cache_keyword(model): returned_cache(thinking.out)}).logits[:, -1]
+        logits = model(
+            input_ids=close,
+            attention_mask=mask,
+            position_ids=positions[:, -1:],
+            use_cache=True,
+            **{cache_keyword(model): returned_cache(thinking.out)},
+        ).logits[:, -1]
         for b, prompt in enumerate(prompts):
             embeds, states = plain_thoughts(model, prompt, n)
             for i in range(n):
@@ -106,19 +110,20 @@ def test_training_loss_and_gradients_equal_per_example_computation(arch, stage):
 
 SPECIAL = SpecialIds(open=90, memory=91, close=92, eos=93, pad=0)
 SEP = (30, 31)  # " ####"
-LONG = Example(question=(1, 2, 3), steps=((10, 11), (12,), (13, 14)), answer=(20,),
-               cot=(10, 11, 12, 13, 14, *SEP, 20))
+LONG = Example(
+    question=(1, 2, 3), steps=((10, 11), (12,), (13, 14)), answer=(20,), cot=(10, 11, 12, 13, 14, *SEP, 20)
+)
 SHORT = Example(question=(4,), steps=((15,),), answer=(21, 22), cot=(15, *SEP, 21, 22))
 
 
-@pytest.mark.parametrize("stage,tokens,labels", [
-    ("coconut0", [1, 2, 3, 90, 92, 10, 11, 12, 13, 14, 30, 31, 20],
-     [10, 11, 12, 13, 14, 30, 31, 20, 93]),
-    ("coconut1", [1, 2, 3, 90, 91, 91, 92, 12, 13, 14, 30, 31, 20],
-     [12, 13, 14, 30, 31, 20, 93]),
-    ("coconut2", [1, 2, 3, 90, 91, 91, 91, 91, 92, 13, 14, 30, 31, 20],
-     [13, 14, 30, 31, 20, 93]),
-])
+@pytest.mark.parametrize(
+    "stage,tokens,labels",
+    [
+        ("coconut0", [1, 2, 3, 90, 92, 10, 11, 12, 13, 14, 30, 31, 20], [10, 11, 12, 13, 14, 30, 31, 20, 93]),
+        ("coconut1", [1, 2, 3, 90, 91, 91, 92, 12, 13, 14, 30, 31, 20], [12, 13, 14, 30, 31, 20, 93]),
+        ("coconut2", [1, 2, 3, 90, 91, 91, 91, 91, 92, 13, 14, 30, 31, 20], [13, 14, 30, 31, 20, 93]),
+    ],
+)
 def test_curriculum_sequences(stage, tokens, labels):
     method = make_method("coconut", SPECIAL, thoughts_per_step=2, latent_stages=2)
     batch = method.collate([LONG], stage, 0.0)
@@ -137,14 +142,30 @@ def test_final_stage_removes_every_step_with_all_thoughts():
     assert method.stages == ("coconut0", "coconut1", "coconut2", "coconut-final")
     assert method.settings("coconut-final") == "coconut_final"
     # LONG has 3 steps: stage 2 keeps the third as text, the final stage keeps none
-    assert method.collate([LONG], "coconut2", 0.0)["input_ids"][0].tolist() == \
-        [1, 2, 3, 90, 91, 91, 92, 13, 14, 30, 31, 20]
+    assert method.collate([LONG], "coconut2", 0.0)["input_ids"][0].tolist() == [
+        1,
+        2,
+        3,
+        90,
+        91,
+        91,
+        92,
+        13,
+        14,
+        30,
+        31,
+        20,
+    ]
     batch = method.collate([LONG, SHORT], "coconut-final", 0.0)
     assert int(batch["thoughts"]) == 2
-    assert batch["input_ids"].tolist() == [[1, 2, 3, 90, 91, 91, 92, 30, 31, 20, 0],
-                                           [0, 0, 4, 90, 91, 91, 92, 30, 31, 21, 22]]
-    assert batch["labels"].tolist() == [[-100] * 6 + [30, 31, 20, 93, -100],
-                                        [-100] * 6 + [30, 31, 21, 22, 93]]
+    assert batch["input_ids"].tolist() == [
+        [1, 2, 3, 90, 91, 91, 92, 30, 31, 20, 0],
+        [0, 0, 4, 90, 91, 91, 92, 30, 31, 21, 22],
+    ]
+    assert batch["labels"].tolist() == [
+        [-100] * 6 + [30, 31, 20, 93, -100],
+        [-100] * 6 + [30, 31, 21, 22, 93],
+    ]
     assert method.sequence_length(LONG, "coconut-final") == 10
     assert make_method("coconut", SPECIAL, latent_stages=2).stages[-1] == "coconut2"
 
@@ -171,7 +192,10 @@ def test_stages_settings_and_registration():
     assert (method.thoughts_per_step, method.latent_stages) == (3, 2)
     cfg = config_from_dict({"method": {"name": "coconut", "thoughts_per_step": 3}})
     assert cfg.method.model_dump(exclude={"name", "first_stage"}) == {
-        "thoughts_per_step": 3, "latent_stages": 3, "final_stage": False}
+        "thoughts_per_step": 3,
+        "latent_stages": 3,
+        "final_stage": False,
+    }
     with pytest.raises(ValueError):
         method.settings("stage1")
 
@@ -199,8 +223,7 @@ def test_batched_generate_equals_unbatched(arch):
     assert len(exact.ids[0]) == 5
     assert exact.forward_passes == 1 + 4 + 1 + 4  # prefill, 2*2 thoughts, `</b>`, 4 decode steps
     assert 0 < exact.ttft_s <= exact.total_s
-    fewer = method.generate(model, questions[:1], max_new_tokens=5, ignore_eos=True,
-                            latent_stages=1)
+    fewer = method.generate(model, questions[:1], max_new_tokens=5, ignore_eos=True, latent_stages=1)
     assert fewer.forward_passes == 1 + 2 + 1 + 4
 
 
@@ -208,15 +231,25 @@ def test_tiny_run_trains_every_stage_and_evaluates(tmp_path):
     rows = [r.to_dict() for r in generate_chain(24, 0, ops=2)]
     train = write_jsonl(tmp_path / "train.jsonl", rows)
     test = write_jsonl(tmp_path / "test.jsonl", [r.to_dict() for r in generate_chain(6, 1, ops=2)])
-    cfg = config_from_dict({
-        "model": {"scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
-                  "vocab_size": 48, "max_length": 64},
-        "data": {"train": str(train), "eval": str(test)},
-        "method": {"name": "coconut", "thoughts_per_step": 1, "latent_stages": 1,
-                   "final_stage": True},
-        "trainer": {"batch_size": 8, "log_every": 1, "max_new_tokens": 12, "eval_batch_size": 4,
-                    "coconut": {"steps": 2, "lr": 1e-3}, "coconut_final": {"steps": 2, "lr": 1e-3}},
-    })
+    cfg = config_from_dict(
+        {
+            "model": {
+                "scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
+                "vocab_size": 48,
+                "max_length": 64,
+            },
+            "data": {"train": str(train), "eval": str(test)},
+            "method": {"name": "coconut", "thoughts_per_step": 1, "latent_stages": 1, "final_stage": True},
+            "trainer": {
+                "batch_size": 8,
+                "log_every": 1,
+                "max_new_tokens": 12,
+                "eval_batch_size": 4,
+                "coconut": {"steps": 2, "lr": 1e-3},
+                "coconut_final": {"steps": 2, "lr": 1e-3},
+            },
+        }
+    )
     result = run_training(cfg, tmp_path / "run", Reporter(enabled=False))
     run_dir = tmp_path / "run"
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -234,8 +267,9 @@ def test_tiny_run_trains_every_stage_and_evaluates(tmp_path):
     assert "digit_accuracy" not in out
     records = generate_chain(4, 2, ops=2)
     digits = evaluate(run, records, checker="digits")
-    assert digits["digit_accuracy"] == pytest.approx(sum(
-        digit_accuracy(p, r.answer) for p, r in zip(digits["predictions"], records)) / 4)
+    assert digits["digit_accuracy"] == pytest.approx(
+        sum(digit_accuracy(p, r.answer) for p, r in zip(digits["predictions"], records)) / 4
+    )
 
 
 def test_inference_prompt_length_counts_the_thoughts():
@@ -265,30 +299,46 @@ def test_keep_best_never_keeps_an_earlier_stage(tmp_path, monkeypatch):
     is the final stage's best, and the earlier evaluations are logged as not selectable."""
     from safetensors.torch import load_file
 
-    import rim.validation
+    import rim.training.validation
 
     scores = iter([0.9, 0.9, 0.8, 0.8, 0.2, 0.1])
-    monkeypatch.setattr(rim.validation, "evaluate",
-                        lambda *args, **kwargs: {"accuracy": next(scores)})
+    monkeypatch.setattr(
+        rim.training.validation, "evaluate", lambda *args, **kwargs: {"accuracy": next(scores)}
+    )
     rows = [r.to_dict() for r in generate_chain(16, 0, ops=2)]
     data = {"train": str(write_jsonl(tmp_path / "train.jsonl", rows))}
-    cfg = config_from_dict({
-        "model": {"scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
-                  "vocab_size": 48, "max_length": 64},
-        "data": {**data, "eval": data["train"]},
-        "method": {"name": "coconut", "thoughts_per_step": 1, "latent_stages": 1,
-                   "final_stage": True},
-        "trainer": {"batch_size": 8, "report_to": [], "max_new_tokens": 12, "eval_every": 1,
-                    "select": "best", "coconut": {"steps": 2, "lr": 1e-3},
-                    "coconut_final": {"steps": 2, "lr": 1e-3}}})
+    cfg = config_from_dict(
+        {
+            "model": {
+                "scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
+                "vocab_size": 48,
+                "max_length": 64,
+            },
+            "data": {**data, "eval": data["train"]},
+            "method": {"name": "coconut", "thoughts_per_step": 1, "latent_stages": 1, "final_stage": True},
+            "trainer": {
+                "batch_size": 8,
+                "report_to": [],
+                "max_new_tokens": 12,
+                "eval_every": 1,
+                "select": "best",
+                "coconut": {"steps": 2, "lr": 1e-3},
+                "coconut_final": {"steps": 2, "lr": 1e-3},
+            },
+        }
+    )
     run_training(cfg, tmp_path / "run", Reporter(enabled=False))
     run_dir = tmp_path / "run"
     evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in evals if r.get("event") == "eval"]
     assert [(r["stage"], r["selectable"], r["improved"]) for r in evals] == [
-        ("coconut0", False, False), ("coconut0", False, False), ("coconut1", False, False),
-        ("coconut1", False, False), ("coconut-final", True, True),
-        ("coconut-final", True, False)]
+        ("coconut0", False, False),
+        ("coconut0", False, False),
+        ("coconut1", False, False),
+        ("coconut1", False, False),
+        ("coconut-final", True, True),
+        ("coconut-final", True, False),
+    ]
     assert evals[-1]["best_accuracy"] == 0.2
     final = load_file(str(run_dir / "model" / "model.safetensors"))
     best = load_file(str(run_dir / "checkpoints" / "best" / "model.safetensors"))

@@ -1,10 +1,10 @@
 import pytest
 from helpers import RECORDS, tiny_tokenizer
 
-from rim.curriculum import answer_weights, fading_progress, fading_weight
-from rim.encoding import encode
+from rim.core.curriculum import answer_weights, fading_progress, fading_weight
+from rim.core.encoding import encode
 from rim.methods import make_method
-from rim.modeling import special_ids
+from rim.models.modeling import special_ids
 
 
 def test_fading_is_relative_to_the_example_and_earliest_first():
@@ -39,7 +39,10 @@ def test_stage1_layout_drops_faded_steps_and_keeps_the_answer():
     readouts = [s for s in method.layout(ex, "stage1", 0.5) if s.weight > 0]
     # p = 0.5, T = 3: weights clip(1-1.5)=0, clip(2-1.5)=0.5, clip(3-1.5)=1, answer 1
     assert [(s.kind, s.block, s.weight) for s in readouts] == [
-        ("step", 1, 0.5), ("step", 2, 1.0), ("answer", 3, 1.0)]
+        ("step", 1, 0.5),
+        ("step", 2, 1.0),
+        ("answer", 3, 1.0),
+    ]
     assert readouts[-1].ids == ex.answer
 
 

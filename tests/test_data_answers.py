@@ -9,6 +9,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from rim.common.errors import RimInputError
+from rim.core.generation import Generation
 from rim.data.answers import (
     CHECKERS,
     DEFAULT_CHECKER,
@@ -20,30 +22,28 @@ from rim.data.answers import (
     parse_number,
 )
 from rim.data.records import Record
-from rim.errors import RimInputError
-from rim.generation import Generation
 
 # The one scoring rule, generation to verdict: `chain` is True for the methods that write
 # `steps #### answer` (CoT, Coconut), False for the answer-only ones (RiM, no-CoT, pause).
 RULE = [
     # (generation, gold, chain, credited)
     ("12", "12", False, True),
-    ("12.0", "12", False, True),           # compared as rationals
+    ("12.0", "12", False, True),  # compared as rationals
     ("12.50", "12.5", False, True),
     ("3/4", "0.75", False, True),
     ("0.75", "3/4", False, True),
     ("1,234", "1234", False, True),
     ("1234", "1,234", False, True),
     ("1,234,567", "1234567", False, True),
-    ("1,23", "123", False, False),         # commas only group thousands
+    ("1,23", "123", False, False),  # commas only group thousands
     ("12,34,567", "1234567", False, False),
     ("-3", "-3", False, True),
     ("+3", "3", False, True),
     ("3", "-3", False, False),
     ("1000001", "1000000", False, False),  # no tolerance
-    ("  7 \n", "7", False, True),           # surrounding whitespace is ignored
-    ("", "7", False, False),               # empty generation
-    ("12 dollars", "12", False, False),    # not one number on its own
+    ("  7 \n", "7", False, True),  # surrounding whitespace is ignored
+    ("", "7", False, False),  # empty generation
+    ("12 dollars", "12", False, False),  # not one number on its own
     ("$12", "12", False, False),
     ("12%", "12", False, False),
     ("12.", "12", False, False),
@@ -52,11 +52,11 @@ RULE = [
     ("answer is 7, not 8", "7", False, False),
     ("<<3*4=12>> <<12+5=17>>", "17", False, False),
     ("<<3*4=12>> <<12+5=17>>", "17", True, False),  # a chain without ####
-    ("#### 5", "5", False, False),         # an answer-only method must write the bare answer
+    ("#### 5", "5", False, False),  # an answer-only method must write the bare answer
     ("#### 5", "5", True, True),
     ("<<3*4=12>> #### 12", "12", True, True),
     ("<<3*4=12>> #### 12 dollars", "12", True, False),  # the text after #### is the answer
-    ("#### 4 #### 5", "5", True, True),    # the last #### counts
+    ("#### 4 #### 5", "5", True, True),  # the last #### counts
     ("#### 5\nnext question", "5", True, False),
     ("#### 1,000,000", "1000000", True, True),
     ("####", "5", True, False),
@@ -120,13 +120,24 @@ def test_unknown_checker_raises():
         parsable("1", "fuzzy")
 
 
-@pytest.mark.parametrize(("answer", "checker", "expected"), [
-    ("-1,450,000", "numeric", True), ("3/4", "numeric", True), ("12 dollars", "numeric", False),
-    ("", "numeric", False), ("5 5 6", "digits", True), ("5 x", "digits", False),
-    ("\u00b2", "digits", False), ("", "digits", False), ("no", "bool", True),
-    ("perhaps", "bool", False), ("Tom is a lempus.", "sentence", True), ("", "sentence", False),
-    (" ", "exact", False),
-])
+@pytest.mark.parametrize(
+    ("answer", "checker", "expected"),
+    [
+        ("-1,450,000", "numeric", True),
+        ("3/4", "numeric", True),
+        ("12 dollars", "numeric", False),
+        ("", "numeric", False),
+        ("5 5 6", "digits", True),
+        ("5 x", "digits", False),
+        ("\u00b2", "digits", False),
+        ("", "digits", False),
+        ("no", "bool", True),
+        ("perhaps", "bool", False),
+        ("Tom is a lempus.", "sentence", True),
+        ("", "sentence", False),
+        (" ", "exact", False),
+    ],
+)
 def test_parsable(answer, checker, expected):
     assert parsable(answer, checker) is expected
 
@@ -150,14 +161,17 @@ def test_default_checkers_name_real_checkers():
     assert DEFAULT_CHECKER["multiplication"] == "digits"
 
 
-@pytest.mark.parametrize("prediction,gold,expected", [
-    ("5 5 6 0", "5 5 6 0", 1.0),
-    ("5 5 6 1", "5 5 6 0", 0.75),
-    ("5 5", "5 5 6 0", 0.5),          # missing digits are wrong
-    ("5 5 6 0 9 9", "5 5 6 0", 1.0),  # extra digits are ignored
-    ("", "1 2", 0.0),
-    ("1", "", 0.0),
-])
+@pytest.mark.parametrize(
+    "prediction,gold,expected",
+    [
+        ("5 5 6 0", "5 5 6 0", 1.0),
+        ("5 5 6 1", "5 5 6 0", 0.75),
+        ("5 5", "5 5 6 0", 0.5),  # missing digits are wrong
+        ("5 5 6 0 9 9", "5 5 6 0", 1.0),  # extra digits are ignored
+        ("", "1 2", 0.0),
+        ("1", "", 0.0),
+    ],
+)
 def test_digit_accuracy(prediction, gold, expected):
     assert digit_accuracy(prediction, gold) == expected
 
@@ -190,8 +204,9 @@ class _ScriptedRun:
         return [self.generate(questions, k) for k in range(1, self.blocks + 1)]
 
     def answers_every_block(self, questions: list[str]) -> list[list[str]]:
-        return [[self.answer_text(g) for g in self.generate(questions, k).ids]
-                for k in range(1, self.blocks + 1)]
+        return [
+            [self.answer_text(g) for g in self.generate(questions, k).ids] for k in range(1, self.blocks + 1)
+        ]
 
     def answer_text(self, ids: list[str]) -> str:
         return self.method.answer_text("".join(ids))
@@ -199,15 +214,17 @@ class _ScriptedRun:
 
 @pytest.mark.parametrize("one_pass", [True, False])
 def test_per_block_and_any_block_accuracies_use_the_same_rule(one_pass):
-    from rim.evaluate import evaluate
+    from rim.analysis.probe import adaptive_table, correctness
+    from rim.inference.evaluate import evaluate
     from rim.methods import make_method
     from rim.methods.base import SpecialIds
-    from rim.probe import adaptive_table, correctness
 
     records = [Record("q1", (), "17"), Record("q2", (), "8"), Record("q3", (), "12")]
-    script = {"q1": ["<<3*4=12>> <<12+5=17>>", " 17"],  # a chain's last number: no credit
-              "q2": ["answer is 7, not 8", "8"],
-              "q3": ["12 dollars", "twelve"]}  # the lenient rule credited block 1 here
+    script = {
+        "q1": ["<<3*4=12>> <<12+5=17>>", " 17"],  # a chain's last number: no credit
+        "q2": ["answer is 7, not 8", "8"],
+        "q3": ["12 dollars", "twelve"],
+    }  # the lenient rule credited block 1 here
     run = _ScriptedRun(make_method("rim", SpecialIds(1, 2, 3, 4, 0), blocks=2), script)
     result = evaluate(run, records, "numeric", latency_samples=0, one_pass=one_pass)
     assert result["per_block"] == [0.0, 2 / 3]
@@ -221,13 +238,16 @@ def test_per_block_and_any_block_accuracies_use_the_same_rule(one_pass):
 
 
 def test_a_chain_method_is_scored_after_its_last_separator():
-    from rim.evaluate import evaluate
+    from rim.inference.evaluate import evaluate
     from rim.methods import make_method
     from rim.methods.base import SpecialIds
 
     records = [Record("q1", (), "17"), Record("q2", (), "17"), Record("q3", (), "12")]
-    script = {"q1": ["<<3*4=12>> <<12+5=17>>"], "q2": ["<<12+5=17>> #### 17"],
-              "q3": ["<<3*4=12>> #### 12 dollars"]}
+    script = {
+        "q1": ["<<3*4=12>> <<12+5=17>>"],
+        "q2": ["<<12+5=17>> #### 17"],
+        "q3": ["<<3*4=12>> #### 12 dollars"],
+    }
     run = _ScriptedRun(make_method("cot", SpecialIds(1, 2, 3, 4, 0)), script)
     result = evaluate(run, records, "numeric", latency_samples=0)
     assert result["correct"] == [False, True, False]
@@ -239,12 +259,19 @@ def test_a_sweep_scores_an_eval_json_from_before_the_rule_again(tmp_path):
     from rim.bench.accuracy_report import _scored
 
     data = tmp_path / "eval.jsonl"
-    data.write_text("".join(json.dumps({"question": f"q{i}", "steps": [], "answer": a}) + "\n"
-                            for i, a in enumerate(["17", "12"])))
-    job = SimpleNamespace(cfg=SimpleNamespace(data=SimpleNamespace(eval=str(data),
-                                                                   checker="numeric")))
-    old = {"accuracy": 1.0, "predictions": ["<<12+5=17>>", "12 dollars"], "per_block": [1.0],
-           "any_block_accuracy": 1.0}
+    data.write_text(
+        "".join(
+            json.dumps({"question": f"q{i}", "steps": [], "answer": a}) + "\n"
+            for i, a in enumerate(["17", "12"])
+        )
+    )
+    job = SimpleNamespace(cfg=SimpleNamespace(data=SimpleNamespace(eval=str(data), checker="numeric")))
+    old = {
+        "accuracy": 1.0,
+        "predictions": ["<<12+5=17>>", "12 dollars"],
+        "per_block": [1.0],
+        "any_block_accuracy": 1.0,
+    }
     scored = _scored(job, old)
     assert scored["accuracy"] == 0.0 and scored["unparsable"] == 1.0
     assert scored["per_block"] is None and scored["any_block_accuracy"] is None

@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from rim.data.cli import register
+from rim.cli.data import register
+from rim.common.errors import RimInputError
 from rim.data.generators import GENERATORS, generate
 from rim.data.generators.calc import calc_result, check_calc_step, evaluate
 from rim.data.generators.gsm import TEMPLATES
@@ -16,7 +17,6 @@ from rim.data.generators.multiplication import multiplication_record, parse_oper
 from rim.data.prosqa_graph import children_of, distances_from, graph_problems, prosqa_statistics
 from rim.data.readers import read_records
 from rim.data.writers import write_records
-from rim.errors import RimInputError
 
 
 def dump(records) -> list[dict]:
@@ -67,9 +67,7 @@ def test_multiplication_answers_and_format(digits):
         assert len(str(a)) == len(str(b)) == digits
         assert record.answer == " ".join(str(a * b)[::-1].ljust(2 * digits, "0"))
         assert len(record.steps) == digits
-        assert [("(" in step) for step in record.steps] == [
-            0 < i < digits - 1 for i in range(digits)
-        ]
+        assert [("(" in step) for step in record.steps] == [0 < i < digits - 1 for i in range(digits)]
         partial_sums = 0
         for i, step in enumerate(record.steps):
             partial = int("".join(step.split(" ( ")[0].split())[::-1])
@@ -123,9 +121,7 @@ def test_prosqa_looks_like_the_published_split(shared_data):
     assert set(published[0].meta) == set(generated[0].meta)
     words = {w for r in published for w in r.meta["idx_to_symbol"]}
     assert {w for r in generated for w in r.meta["idx_to_symbol"]} <= words
-    pattern = re.compile(
-        r"((Every [a-z]+|[A-Z][a-z]+) is a [a-z]+\. )+Is [A-Z][a-z]+ a [a-z]+ or [a-z]+\?"
-    )
+    pattern = re.compile(r"((Every [a-z]+|[A-Z][a-z]+) is a [a-z]+\. )+Is [A-Z][a-z]+ a [a-z]+ or [a-z]+\?")
     assert all(pattern.fullmatch(r.question) for r in generated + published)
 
 
@@ -222,9 +218,7 @@ def test_cli_errors_leave_no_file(tmp_path):
     with pytest.raises(RimInputError, match="--n is required"):
         run_cli("data", "generate", "gsm", "--out", str(out))
     with pytest.raises(RimInputError, match="digits must be"):
-        run_cli(
-            "data", "generate", "multiplication", "--n", "2", "--digits", "0", "--out", str(out)
-        )
+        run_cli("data", "generate", "multiplication", "--n", "2", "--digits", "0", "--out", str(out))
     with pytest.raises(RimInputError, match="output format"):
         run_cli("data", "generate", "gsm", "--n", "2", "--out", str(tmp_path / "x.csv"))
     assert list(tmp_path.iterdir()) == []
@@ -237,15 +231,17 @@ def test_cli_errors_leave_no_file(tmp_path):
 def test_cli_refuses_a_format_its_suffix_contradicts(tmp_path):
     """iCoT lines in x.jsonl would be read back as malformed JSON: refused, nothing written."""
     out = tmp_path / "x.jsonl"
-    with pytest.raises(RimInputError, match=r"--format icot does not match the suffix \.jsonl "
-                                            r"\(read back as jsonl\): name the file \*\.txt"):
+    with pytest.raises(
+        RimInputError,
+        match=r"--format icot does not match the suffix \.jsonl "
+        r"\(read back as jsonl\): name the file \*\.txt",
+    ):
         run_cli("data", "generate", "chain", "--n", "3", "--format", "icot", "--out", str(out))
     assert list(tmp_path.iterdir()) == []
     txt = tmp_path / "x.txt"  # the suffix alone picks the format, and the file reads back
     assert run_cli("data", "generate", "chain", "--n", "3", "--out", str(txt)) == 0
     assert len(read_records(txt)) == 3 and "||" in txt.read_text()
-    assert run_cli("data", "generate", "chain", "--n", "3", "--format", "jsonl", "--out",
-                   str(out)) == 0
+    assert run_cli("data", "generate", "chain", "--n", "3", "--format", "jsonl", "--out", str(out)) == 0
     assert len(read_records(out)) == 3
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from rim.common.errors import RimInputError
 from rim.data.prosqa_graph import GRAPH_FIELDS, graph_problems
 from rim.data.readers import read_records
 from rim.data.records import Record
 from rim.data.writers import render_records, write_records
-from rim.errors import RimInputError
 
 PUBLISHED = {
     "prosqa/valid.json": 300,
@@ -208,9 +208,7 @@ def test_evaluation_layouts(tmp_path, fmt, row, expected):
 
 
 def test_evaluation_layout_errors_name_file_and_line(tmp_path):
-    path = write(
-        tmp_path, "g.jsonl", json.dumps(GSM8K_ROW) + "\n" + '{"question": "q", "answer": "7"}\n'
-    )
+    path = write(tmp_path, "g.jsonl", json.dumps(GSM8K_ROW) + "\n" + '{"question": "q", "answer": "7"}\n')
     with pytest.raises(RimInputError, match=r"g.jsonl:2: .*'#### n'"):
         read_records(path, format="gsm8k")
     path = write(tmp_path, "s.json", json.dumps([{**SVAMP_ROW, "Answer": "many"}]))

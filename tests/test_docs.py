@@ -15,15 +15,14 @@ from pytest_examples import CodeExample, EvalExample, find_examples
 
 import rim
 from rim.data.generators import generate
-from rim.modeling import build_model, scratch_tokenizer
+from rim.models.modeling import build_model, scratch_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
 def python_blocks(page: Path) -> list[CodeExample]:
-    return [ex for ex in find_examples(str(page))
-            if ex.prefix.split(" ", 1)[0] in ("py", "python")]
+    return [ex for ex in find_examples(str(page)) if ex.prefix.split(" ", 1)[0] in ("py", "python")]
 
 
 @pytest.fixture(scope="module")
@@ -41,16 +40,26 @@ def stand_ins(tmp_path_factory) -> Iterator[Path]:
     tok.save_pretrained(gpt2)
     mult = [r for r in records if "*" in r.question][:64]
     trainer = rim.RiMTrainer(
-        model=str(gpt2), train_dataset=mult,
-        args=rim.RiMConfig(output_dir=str(root / "runs" / "mult"), blocks=2, batch_size=16,
-                           stage1={"steps": 2}, stage2={"steps": 1}, report_to=[],
-                           disable_tqdm=True))
+        model=str(gpt2),
+        train_dataset=mult,
+        args=rim.RiMConfig(
+            output_dir=str(root / "runs" / "mult"),
+            blocks=2,
+            batch_size=16,
+            stage1={"steps": 2},
+            stage2={"steps": 1},
+            report_to=[],
+            disable_tqdm=True,
+        ),
+    )
     trainer.train()
     trainer.export(root / "exported" / "mult")
     (root / "data" / "chain").mkdir(parents=True)
     for split, n, seed in (("train", 128, 0), ("test", 16, 1)):
-        write_jsonl(root / "data" / "chain" / f"{split}.jsonl",
-                    [r.to_dict() for r in generate("chain", n, seed, ops=2)])
+        write_jsonl(
+            root / "data" / "chain" / f"{split}.jsonl",
+            [r.to_dict() for r in generate("chain", n, seed, ops=2)],
+        )
     yield root
     torch.set_num_threads(threads)
 
@@ -59,7 +68,7 @@ def test_every_page_has_its_python_blocks_found():
     assert len(python_blocks(REPO / "README.md")) >= 3
     assert len(python_blocks(REPO / "docs" / "python.md")) >= 6
     readme = (REPO / "README.md").read_text()
-    python_section = readme[readme.index("## From Python"):]
+    python_section = readme[readme.index("## From Python") :]
     assert python_section.split("```python", 1)[1].split("```")[0].count("rim.RiMTrainer(") == 1
 
 

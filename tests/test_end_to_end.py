@@ -20,9 +20,17 @@ def test_training_lowers_the_loss_and_beats_chance(trained_run):
 
 def test_run_directory_is_self_contained(trained_run):
     run, _ = trained_run
-    for name in ("config.yaml", "versions.json", "metrics.jsonl", "eval.json",
-                 "model/model.safetensors", "model/tokenizer.json", "model/rim.json",
-                 "checkpoints/stage1/model.safetensors", "checkpoints/stage2/model.safetensors"):
+    for name in (
+        "config.yaml",
+        "versions.json",
+        "metrics.jsonl",
+        "eval.json",
+        "model/model.safetensors",
+        "model/tokenizer.json",
+        "model/rim.json",
+        "checkpoints/stage1/model.safetensors",
+        "checkpoints/stage2/model.safetensors",
+    ):
         assert (run / name).is_file(), name
     assert any((run / "tb").rglob("events.out.tfevents*"))
     config = yaml.safe_load((run / "config.yaml").read_text())

@@ -1,9 +1,9 @@
 """`rim explain`: the stage-1 step read-out and the final answer after each block."""
 
+from rim.analysis.explain import readouts, stage1_model, step_match
 from rim.cli import main
 from rim.data.readers import read_records
-from rim.explain import readouts, stage1_model, step_match
-from rim.infer import load_run
+from rim.inference.infer import load_run
 
 
 def test_explain_one_question_shows_every_block_and_the_caveat(trained_run, capsys):
@@ -32,7 +32,7 @@ def test_step_match_per_block_after_each_stage(trained_run):
 
 
 def test_block_0_is_labelled_as_the_question_alone():
-    from rim.explain import block_label
+    from rim.analysis.explain import block_label
 
     assert [block_label(k) for k in range(3)] == ["0 (question only)", "1", "2"]
 
@@ -43,6 +43,6 @@ def test_readme_export_snippet_prints_what_rim_infer_prints():
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    snippet = readme[readme.index('tok.apply_chat_template([{"role": "user"'):]
-    snippet = snippet[:snippet.index("```")]
+    snippet = readme[readme.index('tok.apply_chat_template([{"role": "user"') :]
+    snippet = snippet[: snippet.index("```")]
     assert "skip_special_tokens=True).strip())" in snippet

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rim.cli import main
 from rim.data.generators.chain import generate_chain
-from rim.infer import load_run
+from rim.inference.infer import load_run
 
 PLAIN = """
 import json, sys
@@ -30,16 +30,33 @@ print(json.dumps(answers))
 def test_exported_model_answers_as_rim_infer(tmp_path):
     config = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
     run = tmp_path / "run"
-    assert main(["train", str(config), "--out", str(run), "trainer.stage1.steps=400",
-                 "trainer.stage2.steps=100", "trainer.save_every=null", "data.eval=null"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(config),
+                "--out",
+                str(run),
+                "trainer.stage1.steps=400",
+                "trainer.stage2.steps=100",
+                "trainer.save_every=null",
+                "data.eval=null",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "exported"
     assert main(["export", str(run), str(out)]) == 0
     assert json.loads((out / "generation_config.json").read_text())["do_sample"] is False
     questions = [r.question for r in generate_chain(12, 3, ops=2)]
     expected = load_run(run, device="cpu").answers(questions)
     assert all(a.isdigit() for a in expected) and len(set(expected)) > 1  # real answers
-    proc = subprocess.run([sys.executable, "-c", PLAIN, str(out), json.dumps(questions)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", PLAIN, str(out), json.dumps(questions)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == expected
 

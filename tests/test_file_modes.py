@@ -11,16 +11,24 @@ import pytest
 import torch
 
 from rim.cli import main
+from rim.common.outputs import follow_umask
 from rim.data.generators.chain import generate_chain
-from rim.outputs import follow_umask
 
 CONFIG = {
-    "model": {"scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 16, "n_head": 2},
-              "vocab_size": 48, "max_length": 64},
+    "model": {
+        "scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 16, "n_head": 2},
+        "vocab_size": 48,
+        "max_length": 64,
+    },
     "data": {"train": "train.jsonl"},
     "method": {"name": "rim", "blocks": 2},
-    "trainer": {"batch_size": 8, "save_every": 1, "keep_last": 2,
-                "stage1": {"steps": 2}, "stage2": {"steps": 2}},
+    "trainer": {
+        "batch_size": 8,
+        "save_every": 1,
+        "keep_last": 2,
+        "stage1": {"steps": 2},
+        "stage2": {"steps": 2},
+    },
 }
 
 
@@ -35,8 +43,7 @@ def umask():
 
 def modes(root: Path) -> dict[str, int]:
     """The permission bits of `root` and everything under it, by path relative to `root`."""
-    return {str(p.relative_to(root.parent)): stat.S_IMODE(p.stat().st_mode)
-            for p in [root, *root.rglob("*")]}
+    return {str(p.relative_to(root.parent)): stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]}
 
 
 def write_everything(root: Path, monkeypatch) -> list[Path]:
@@ -49,19 +56,35 @@ def write_everything(root: Path, monkeypatch) -> list[Path]:
     assert main(["train", "run.yaml", "--out", "run", "--no-progress"]) == 0
     assert main(["export", "run", "exported"]) == 0
     # a barely trained model gets every answer wrong; the probe needs both kinds to fit
-    monkeypatch.setattr("rim.probe.correctness", lambda answers, records, checker: torch.tensor(
-        [[k % 2 == 0 for k in range(len(row))] for row in answers]))
+    monkeypatch.setattr(
+        "rim.analysis.probe.correctness",
+        lambda answers, records, checker: torch.tensor(
+            [[k % 2 == 0 for k in range(len(row))] for row in answers]
+        ),
+    )
     assert main(["probe", "fit", "run", "--data", "train.jsonl"]) == 0
     assert main(["data", "generate", "chain", "--n", "3", "--out", "data/g.jsonl"]) == 0
-    assert main(["eval", "run", "--data", "train.jsonl", "--limit", "3", "--json",
-                 "--save-predictions", "preds/p.jsonl"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "run",
+                "--data",
+                "train.jsonl",
+                "--limit",
+                "3",
+                "--json",
+                "--save-predictions",
+                "preds/p.jsonl",
+            ]
+        )
+        == 0
+    )
     return [root / name for name in ("run", "exported", "data", "preds")]
 
 
-@pytest.mark.parametrize("mask, file_mode, dir_mode", [(0o022, 0o644, 0o755),
-                                                       (0o077, 0o600, 0o700)])
-def test_every_file_rim_writes_follows_the_umask(mask, file_mode, dir_mode, umask, tmp_path,
-                                                  monkeypatch):
+@pytest.mark.parametrize("mask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_every_file_rim_writes_follows_the_umask(mask, file_mode, dir_mode, umask, tmp_path, monkeypatch):
     umask(mask)
     written = write_everything(tmp_path, monkeypatch)
     found = {}

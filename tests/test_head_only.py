@@ -1,4 +1,4 @@
-"""The LM head runs only at the labelled positions (`rim.losses`): loss and every gradient equal
+"""The LM head runs only at the labelled positions (`rim.core.losses`): loss and every gradient equal
 those of the full logits (`losses.full_logits`, the path every loss took before), for every
 method and stage, GPT-2 (tied head) and Llama (untied), padded and packed, with LoRA."""
 
@@ -8,11 +8,11 @@ import pytest
 import torch
 from helpers import FAMILIES, RECORDS, tiny_model, tiny_tokenizer
 
-from rim import losses
-from rim.encoding import encode
+from rim.core import losses
+from rim.core.encoding import encode
+from rim.core.segments import IGNORE
 from rim.methods import make_method
-from rim.modeling import add_lora, build_model, special_ids
-from rim.segments import IGNORE
+from rim.models.modeling import add_lora, build_model, special_ids
 
 # (method, its settings, stage, fraction of the stage)
 CASES = [
@@ -31,7 +31,8 @@ def _head_rows(model) -> list[int]:
     """Records the rows (positions) every call of the output head computes."""
     rows: list[int] = []
     model.get_output_embeddings().register_forward_hook(
-        lambda module, args, out: rows.append(out.shape[:-1].numel()))
+        lambda module, args, out: rows.append(out.shape[:-1].numel())
+    )
     return rows
 
 
@@ -97,8 +98,9 @@ def test_every_tested_family_takes_the_mask_and_computes_the_same(family):
     assert not losses.full_head(model)  # the family takes the boolean mask
     examples = [encode(r, tok) for r in RECORDS] * 2
     for name, settings, stage, options in [
-            ("rim", {"blocks": 2, "block_size": 2}, "stage2", {"pack_length": 60}),
-            ("coconut", {"thoughts_per_step": 1, "latent_stages": 2}, "coconut1", {})]:
+        ("rim", {"blocks": 2, "block_size": 2}, "stage2", {"pack_length": 60}),
+        ("coconut", {"thoughts_per_step": 1, "latent_stages": 2}, "coconut1", {}),
+    ]:
         method = make_method(name, special_ids(tok), **settings)
         batch = method.collate(examples, stage, 0.0, **options)
         old_rows, new_rows = _compare(model, method, batch)
@@ -106,9 +108,13 @@ def test_every_tested_family_takes_the_mask_and_computes_the_same(family):
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
-@pytest.mark.parametrize("name,settings,stage", [
-    ("rim", {"blocks": 2, "block_size": 2}, "stage2"),
-    ("coconut", {"thoughts_per_step": 1, "latent_stages": 2}, "coconut1")])
+@pytest.mark.parametrize(
+    "name,settings,stage",
+    [
+        ("rim", {"blocks": 2, "block_size": 2}, "stage2"),
+        ("coconut", {"thoughts_per_step": 1, "latent_stages": 2}, "coconut1"),
+    ],
+)
 def test_head_only_with_lora_and_trainable_token_rows(arch, name, settings, stage):
     tok = tiny_tokenizer()
     model = add_lora(tiny_model(arch, tok).float(), tok, {"r": 4})
@@ -124,10 +130,21 @@ def test_family_post_processing_is_kept():
     """Gemma 2 soft-caps its logits after the head; the head-only path keeps it."""
     tok = tiny_tokenizer()
     torch.manual_seed(0)
-    model = build_model({"model_type": "gemma2", "num_hidden_layers": 2, "hidden_size": 32,
-                         "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16,
-                         "intermediate_size": 64, "final_logit_softcapping": 0.5},
-                        tok, max_length=256, attn_implementation="eager")
+    model = build_model(
+        {
+            "model_type": "gemma2",
+            "num_hidden_layers": 2,
+            "hidden_size": 32,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "head_dim": 16,
+            "intermediate_size": 64,
+            "final_logit_softcapping": 0.5,
+        },
+        tok,
+        max_length=256,
+        attn_implementation="eager",
+    )
     method = make_method("rim", special_ids(tok), blocks=2, block_size=2)
     batch = method.collate([encode(r, tok) for r in RECORDS], "stage2", 0.0)
     keep = batch["labels"] != IGNORE
@@ -149,8 +166,7 @@ class _NoMask(torch.nn.Module):
         return self.inner.get_output_embeddings()
 
     def forward(self, input_ids, attention_mask, position_ids):
-        return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                          position_ids=position_ids)
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
 
 
 def test_a_family_without_masked_logits_to_keep_gets_the_full_logits():
@@ -162,5 +178,4 @@ def test_a_family_without_masked_logits_to_keep_gets_the_full_logits():
     batch = method.collate([encode(r, tok) for r in RECORDS], "baseline", 0.0)
     old_rows, new_rows = _compare(model, method, batch)
     assert old_rows == new_rows == [batch["input_ids"].numel()]
-    assert method.loss(model, batch).item() == pytest.approx(method.loss(inner, batch).item(),
-                                                             rel=1e-6)
+    assert method.loss(model, batch).item() == pytest.approx(method.loss(inner, batch).item(), rel=1e-6)

@@ -9,7 +9,7 @@ import time
 import pytest
 from huggingface_hub import constants
 
-from rim import hub
+from rim.models import hub
 
 MISSING = "rim-tests/no-such-model-cached"
 
@@ -51,8 +51,9 @@ def test_a_model_neither_reachable_nor_cached_fails_at_once(unreachable_hub, tmp
     monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", spy)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     start = time.monotonic()
-    with pytest.raises(OSError, match=f"not in the local Hugging Face cache.*hf download {MISSING} "
-                                      "config.json") as err:
+    with pytest.raises(
+        OSError, match=f"not in the local Hugging Face cache.*hf download {MISSING} config.json"
+    ) as err:
         hub.pretrained_config(MISSING)
     assert time.monotonic() - start < 10
     assert asked == [True]  # only the local cache was asked, never the hub
@@ -65,11 +66,17 @@ def test_dry_run_with_hf_hub_offline_is_one_line_naming_the_model(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(f"model: {{name_or_path: {MISSING}}}\ndata: {{train: {train}}}\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    proc = subprocess.run([sys.executable, "-m", "rim.cli", "train", str(config), "--dry-run"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rim.cli", "train", str(config), "--dry-run"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith(f"error: {MISSING}: cannot read the model's config: not in the "
-                               "local Hugging Face cache")
+    assert lines[0].startswith(
+        f"error: {MISSING}: cannot read the model's config: not in the local Hugging Face cache"
+    )
     assert "HF_HUB_OFFLINE" in lines[0] and "Retrying" not in proc.stderr

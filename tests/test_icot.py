@@ -12,18 +12,22 @@ from helpers import RECORDS, tiny_tokenizer, write_jsonl
 
 from rim.cli import main
 from rim.config import config_from_dict
+from rim.core.encoding import Example, encode
+from rim.core.segments import IGNORE
 from rim.data.generators.chain import generate_chain
-from rim.encoding import Example, encode
-from rim.infer import load_run
+from rim.inference.infer import load_run
 from rim.methods import METHOD_CONFIGS, SpecialIds, make_method
 from rim.methods.icot import ICoT
-from rim.schedule import next_reset, plan_stages
-from rim.segments import IGNORE
+from rim.training.schedule import next_reset, plan_stages
 
 SPECIAL = SpecialIds(open=90, memory=91, close=92, eos=93, pad=94)
 # a chain of 10 tokens (steps 1..4, 5..7, 8..10), then ` ####` (50) and the answer (60, 61)
-EX = Example(question=(7, 8, 9), steps=((1, 2, 3, 4), (5, 6, 7), (8, 9, 10)), answer=(60, 61),
-             cot=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 50, 60, 61))
+EX = Example(
+    question=(7, 8, 9),
+    steps=((1, 2, 3, 4), (5, 6, 7), (8, 9, 10)),
+    answer=(60, 61),
+    cot=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 50, 60, 61),
+)
 NO_SMOOTHING = {"removal_smoothing_lambda": math.inf}
 
 
@@ -64,7 +68,8 @@ def test_smoothing_offsets_are_seeded_and_follow_the_distribution():
     assert icot(removal_smoothing_lambda=1e6).offset_distribution()[0] == pytest.approx(1.0)
     large = icot(removal_smoothing_lambda=1e6).for_stage("icot", 100, 10, seed=3)
     assert [large.removed(EX, s / 100) for s in range(10)] == [
-        large.removal_count(s, 10) for s in range(10)]  # lambda large: no offset
+        large.removal_count(s, 10) for s in range(10)
+    ]  # lambda large: no offset
     method = icot(removal_smoothing_lambda=1.0, max_offset=5)
     probs = method.offset_distribution()
     assert len(probs) == 6 and sum(probs) == pytest.approx(1.0)
@@ -87,27 +92,36 @@ def test_smoothing_offsets_are_seeded_and_follow_the_distribution():
 
 def test_labels_supervise_exactly_the_remaining_chain_and_answer():
     tok = tiny_tokenizer()
-    method = make_method("icot", SpecialIds(0, 1, 2, tok.eos_token_id, tok.pad_token_id),
-                         **NO_SMOOTHING, remove_per_epoch=1, remove_start_from=2)
+    method = make_method(
+        "icot",
+        SpecialIds(0, 1, 2, tok.eos_token_id, tok.pad_token_id),
+        **NO_SMOOTHING,
+        remove_per_epoch=1,
+        remove_start_from=2,
+    )
     ex = encode(RECORDS[0], tok)
     bound = method.for_stage("icot", 10, 10, seed=0)
     batch = bound.collate([ex], "icot", 0.0)
     labels = batch["labels"][0]
     scored = labels[labels != IGNORE].tolist()
     assert scored == [*ex.cot[2:], tok.eos_token_id]
-    assert batch["input_ids"][0, :len(ex.question)].tolist() == list(ex.question)
+    assert batch["input_ids"][0, : len(ex.question)].tolist() == list(ex.question)
     assert method.prompt(ex.question) == list(ex.question)  # inference: no-CoT's prompt
     assert method.answer_text(" #### 14") == "14"
 
 
 def test_optimizer_resets_when_the_count_grows():
-    cfg = config_from_dict({"data": {"train": "x"}, "method": {"name": "icot", **NO_SMOOTHING},
-                            "trainer": {"batch_size": 1, "baseline": {"epochs": 3}}})
+    cfg = config_from_dict(
+        {
+            "data": {"train": "x"},
+            "method": {"name": "icot", **NO_SMOOTHING},
+            "trainer": {"batch_size": 1, "baseline": {"epochs": 3}},
+        }
+    )
     method = make_method(cfg.method, SPECIAL)
     (plan,) = plan_stages(cfg, method, 16)  # 16 steps per epoch: a token every 2 steps
     bound = method.for_stage(plan.name, plan.steps, plan.steps_per_epoch, 0)
-    assert [s for s in range(plan.steps) if bound.resets_optimizer("icot", s)] == list(
-        range(2, 48, 2))
+    assert [s for s in range(plan.steps) if bound.resets_optimizer("icot", s)] == list(range(2, 48, 2))
     assert next_reset(plan, bound, 0) == 2 and next_reset(plan, bound, 46) is None
     off = make_method("icot", SPECIAL, **NO_SMOOTHING, reset_optimizer=False)
     assert next_reset(plan, off.for_stage("icot", 48, 16, 0), 0) is None
@@ -123,23 +137,34 @@ def test_registered_and_listed_by_rim_config(capsys):
     assert icot().settings("icot") == "baseline" and not icot().writes_chain
     assert main(["config"]) == 0
     listing = capsys.readouterr().out
-    for key in ("method.remove_per_epoch", "method.removal_smoothing_lambda",
-                "method.remove_all_when_remove_beyond"):
+    for key in (
+        "method.remove_per_epoch",
+        "method.removal_smoothing_lambda",
+        "method.remove_all_when_remove_beyond",
+    ):
         assert key in listing
 
 
 def test_tiny_cli_train_dry_run_eval_and_infer(tmp_path, capsys):
-    train = write_jsonl(tmp_path / "train.jsonl",
-                        [r.to_dict() for r in generate_chain(24, 0, ops=2)])
+    train = write_jsonl(tmp_path / "train.jsonl", [r.to_dict() for r in generate_chain(24, 0, ops=2)])
     test = write_jsonl(tmp_path / "test.jsonl", [r.to_dict() for r in generate_chain(4, 1, ops=2)])
     config = {
-        "model": {"scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
-                  "vocab_size": 48, "max_length": 96},
+        "model": {
+            "scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
+            "vocab_size": 48,
+            "max_length": 96,
+        },
         "data": {"train": str(train), "eval": str(test)},
         "method": {"name": "icot", "remove_per_epoch": 4, "remove_all_when_remove_beyond": 6},
-        "trainer": {"batch_size": 8, "log_every": 1, "threads": 1, "report_to": [],
-                    "max_new_tokens": 12, "eval_batch_size": 4,
-                    "baseline": {"epochs": 2, "lr": 1e-3, "warmup": 0.0}},
+        "trainer": {
+            "batch_size": 8,
+            "log_every": 1,
+            "threads": 1,
+            "report_to": [],
+            "max_new_tokens": 12,
+            "eval_batch_size": 4,
+            "baseline": {"epochs": 2, "lr": 1e-3, "warmup": 0.0},
+        },
     }
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -167,8 +192,8 @@ def test_tiny_cli_train_dry_run_eval_and_infer(tmp_path, capsys):
 def test_a_tiny_run_creates_a_fresh_adamw_each_time_the_count_grows(tmp_path, monkeypatch):
     import torch
 
-    from rim.progress import Reporter
-    from rim.run import run_training
+    from rim.common.progress import Reporter
+    from rim.training.run import run_training
 
     made = []
     real = torch.optim.AdamW
@@ -178,16 +203,19 @@ def test_a_tiny_run_creates_a_fresh_adamw_each_time_the_count_grows(tmp_path, mo
         return real(*args, **kwargs)
 
     monkeypatch.setattr(torch.optim, "AdamW", tracked)
-    train = write_jsonl(tmp_path / "train.jsonl",
-                        [r.to_dict() for r in generate_chain(32, 0, ops=2)])
-    cfg = config_from_dict({
-        "model": {"scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
-                  "vocab_size": 48, "max_length": 96},
-        "data": {"train": str(train)},
-        "method": {"name": "icot", "remove_per_epoch": 2},
-        "trainer": {"batch_size": 8, "threads": 1, "report_to": [],
-                    "baseline": {"steps": 8, "lr": 1e-3}},
-    })
+    train = write_jsonl(tmp_path / "train.jsonl", [r.to_dict() for r in generate_chain(32, 0, ops=2)])
+    cfg = config_from_dict(
+        {
+            "model": {
+                "scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
+                "vocab_size": 48,
+                "max_length": 96,
+            },
+            "data": {"train": str(train)},
+            "method": {"name": "icot", "remove_per_epoch": 2},
+            "trainer": {"batch_size": 8, "threads": 1, "report_to": [], "baseline": {"steps": 8, "lr": 1e-3}},
+        }
+    )
     run_training(cfg, tmp_path / "run", Reporter(enabled=False))
     # 4 steps per epoch, a token every 2 steps: fresh AdamWs at steps 0, 2, 4 and 6
     assert len(made) == 4

@@ -4,10 +4,10 @@ import pytest
 import torch
 from helpers import ARCHS, DEVICE, RECORDS, tiny_model, tiny_tokenizer
 
-from rim.encoding import encode
-from rim.generation import greedy_generate
+from rim.core.encoding import encode
+from rim.core.generation import greedy_generate
 from rim.methods import make_method
-from rim.modeling import special_ids
+from rim.models.modeling import special_ids
 
 
 def no_cache_greedy(model, prompt, eos, n):
@@ -56,6 +56,5 @@ def test_every_block_from_one_prefill_equals_one_run_per_block(arch):
     for k, gen in enumerate(every, start=1):
         alone = method.generate(model, questions, 5, blocks=k)
         assert gen.ids == alone.ids
-        unbatched = [no_cache_greedy(model, method.prompt(q, k), method.special.eos, 5)
-                     for q in questions]
+        unbatched = [no_cache_greedy(model, method.prompt(q, k), method.special.eos, 5) for q in questions]
         assert gen.ids == unbatched

@@ -14,8 +14,10 @@ from rim.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = {
-    "paper-gsm8k-aug-gpt2": "gpt2", "paper-gsm8k-aug-llama-3.2-1b": "llama",
-    "paper-prosqa-gpt2": "gpt2", "paper-prontoqa-gpt2": "gpt2",
+    "paper-gsm8k-aug-gpt2": "gpt2",
+    "paper-gsm8k-aug-llama-3.2-1b": "llama",
+    "paper-prosqa-gpt2": "gpt2",
+    "paper-prontoqa-gpt2": "gpt2",
 }
 METHODS = ["nocot", "cot", "pause", "coconut", "rim"]
 
@@ -39,7 +41,11 @@ def test_paper_table_sweep_names_every_recipe_and_a_published_number(name):
     # the published GSM8k numbers of the RiM paper (docs/recipes.md)
     if name == "paper-gsm8k-aug-gpt2":
         assert {m: p.accuracy for m, p in sweep.published.items() if m != "pause"} == {
-            "nocot": 15.4, "cot": 39.8, "coconut": 31.1, "rim": 33.6}
+            "nocot": 15.4,
+            "cot": 39.8,
+            "coconut": 31.1,
+            "rim": 33.6,
+        }
     coconut = sweep.run_config("coconut", 3, {}, runs="/sweep/runs")
     if "gsm8k" in name:  # Coconut's stage 0 is this sweep's CoT run of the same seed
         assert coconut.model.init_from == "/sweep/runs/cot/seed3"
@@ -48,8 +54,7 @@ def test_paper_table_sweep_names_every_recipe_and_a_published_number(name):
 @pytest.mark.parametrize("name", list(TABLES))
 def test_paper_table_runs_end_to_end_on_its_stand_in(name, tmp_path):
     out = tmp_path / "out"
-    assert main(["bench", "accuracy", str(sweep_file(name)), "--out", str(out),
-                 "--stand-in"]) == 0
+    assert main(["bench", "accuracy", str(sweep_file(name)), "--out", str(out), "--stand-in"]) == 0
     summary = json.loads((out / "accuracy.json").read_text())
     assert summary["stand_in"] and summary["finished_runs"] == 5 and summary["failed"] == []
     rows = {r["method"]: r for r in summary["rows"]}
@@ -67,18 +72,34 @@ def test_paper_table_runs_end_to_end_on_its_stand_in(name, tmp_path):
         else:
             assert row["difference"] == pytest.approx(row["accuracy"] - published)
         assert row["published_source"]
-    stages = [json.loads(line) for line in (out / "runs" / "rim" / "seed0" / "metrics.jsonl")
-              .read_text().splitlines() if '"event": "stage"' in line]
+    stages = [
+        json.loads(line)
+        for line in (out / "runs" / "rim" / "seed0" / "metrics.jsonl").read_text().splitlines()
+        if '"event": "stage"' in line
+    ]
     assert [s["stage"] for s in stages] == ["stage1", "stage2"]
     assert sum(s["plan"]["steps"] for s in stages) >= 1  # the baselines' one step, split
     table = (out / "accuracy.md").read_text()
     assert "published (%)" in table and "ours - published" in table and "stand-in" in table
     # resumable: a second call trains nothing
-    assert main(["bench", "accuracy", str(sweep_file(name)), "--out", str(out),
-                 "--stand-in", "--report-only"]) == 0
+    assert (
+        main(["bench", "accuracy", str(sweep_file(name)), "--out", str(out), "--stand-in", "--report-only"])
+        == 0
+    )
 
 
 def test_stand_in_needs_a_stand_in_section(capsys):
-    assert main(["bench", "accuracy", str(REPO / "configs" / "bench" / "accuracy-chain-cpu.yaml"),
-                 "--out", "/nonexistent/out", "--stand-in"]) == 2
+    assert (
+        main(
+            [
+                "bench",
+                "accuracy",
+                str(REPO / "configs" / "bench" / "accuracy-chain-cpu.yaml"),
+                "--out",
+                "/nonexistent/out",
+                "--stand-in",
+            ]
+        )
+        == 2
+    )
     assert "--stand-in needs a 'stand_in' section" in capsys.readouterr().err

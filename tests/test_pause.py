@@ -6,10 +6,10 @@ import torch
 from helpers import RECORDS, tiny_tokenizer
 
 from rim.config import config_from_dict
-from rim.encoding import encode
+from rim.core.encoding import encode
 from rim.methods import make_method
-from rim.modeling import special_ids
-from rim.schedule import counted_steps, plan_stages
+from rim.models.modeling import special_ids
+from rim.training.schedule import counted_steps, plan_stages
 
 BLOCKS = {"blocks": 3, "block_size": 2}
 
@@ -20,8 +20,11 @@ def batches(readout: str) -> tuple[dict, dict, dict]:
     rim = make_method("rim", special, **BLOCKS)
     pause = make_method("pause", special, readout=readout, **BLOCKS)
     examples = [encode(r, tok) for r in RECORDS]
-    return (rim.collate(examples, "stage2", 1.0), pause.collate(examples, "stage2", 0.0),
-            rim.collate(examples, "stage1", 0.0))
+    return (
+        rim.collate(examples, "stage2", 1.0),
+        pause.collate(examples, "stage2", 0.0),
+        rim.collate(examples, "stage1", 0.0),
+    )
 
 
 def test_pause_lays_out_a_batch_exactly_as_rims_stage_two():
@@ -44,16 +47,18 @@ def test_single_readout_variant_reads_the_answer_once_after_the_last_block():
 
 @pytest.mark.parametrize("readout", ["every_block", "last"])
 def test_pause_plan_is_rims_total_budget_with_stage_two_settings(readout):
-    trainer = {"batch_size": 8, "stage1": {"epochs": 6, "lr": 1e-4, "dropout": 0.1},
-               "stage2": {"epochs": 2, "lr": 5e-5, "warmup": 0.04, "dropout": 0.2},
-               "baseline": {"epochs": 25, "lr": 3e-3}}
+    trainer = {
+        "batch_size": 8,
+        "stage1": {"epochs": 6, "lr": 1e-4, "dropout": 0.1},
+        "stage2": {"epochs": 2, "lr": 5e-5, "warmup": 0.04, "dropout": 0.2},
+        "baseline": {"epochs": 25, "lr": 3e-3},
+    }
     rim_cfg = config_from_dict({"method": {"name": "rim", **BLOCKS}, "trainer": trainer})
-    pause_cfg = config_from_dict({"method": {"name": "pause", "readout": readout, **BLOCKS},
-                                  "trainer": trainer})
-    rim_plan = plan_stages(rim_cfg, make_method(rim_cfg.method, special_ids(tiny_tokenizer())),
-                           100)
-    (pause_plan,) = plan_stages(pause_cfg, make_method(pause_cfg.method,
-                                                       special_ids(tiny_tokenizer())), 100)
+    pause_cfg = config_from_dict(
+        {"method": {"name": "pause", "readout": readout, **BLOCKS}, "trainer": trainer}
+    )
+    rim_plan = plan_stages(rim_cfg, make_method(rim_cfg.method, special_ids(tiny_tokenizer())), 100)
+    (pause_plan,) = plan_stages(pause_cfg, make_method(pause_cfg.method, special_ids(tiny_tokenizer())), 100)
     assert rim_plan[0].steps == 3 * rim_plan[1].steps  # 6 : 2 epochs
     assert pause_plan.steps == sum(p.steps for p in rim_plan)
     assert pause_plan.settings == "stage2" and pause_plan.name == "stage2"
@@ -62,15 +67,23 @@ def test_pause_plan_is_rims_total_budget_with_stage_two_settings(readout):
 
 
 def test_pause_counts_rims_steps_when_given_in_steps():
-    cfg = config_from_dict({"method": {"name": "pause"},
-                            "trainer": {"stage1": {"steps": 30}, "stage2": {"steps": 12},
-                                        "baseline": {"steps": 999}}})
+    cfg = config_from_dict(
+        {
+            "method": {"name": "pause"},
+            "trainer": {"stage1": {"steps": 30}, "stage2": {"steps": 12}, "baseline": {"steps": 999}},
+        }
+    )
     assert counted_steps(cfg, make_method(cfg.method, special_ids(tiny_tokenizer()))) == 42
 
 
 def test_a_baseline_budget_is_split_between_rims_stages_and_adds_up():
-    trainer = {"batch_size": 7, "budget": "baseline", "stage1": {"epochs": 6},
-               "stage2": {"epochs": 2}, "baseline": {"epochs": 50}}
+    trainer = {
+        "batch_size": 7,
+        "budget": "baseline",
+        "stage1": {"epochs": 6},
+        "stage2": {"epochs": 2},
+        "baseline": {"epochs": 50},
+    }
     special = special_ids(tiny_tokenizer())
     for n in (1000, 17886, 9000, 33):
         plans = {}

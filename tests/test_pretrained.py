@@ -7,10 +7,10 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+from rim.common.progress import Reporter
 from rim.config import config_from_dict
-from rim.modeling import load_model, load_tokenizer
-from rim.progress import Reporter
-from rim.run import run_training
+from rim.models.modeling import load_model, load_tokenizer
+from rim.training.run import run_training
 
 WORDS = ["<unk>", "<eos>", "?", "+", "="] + [str(d) for d in range(10)]
 
@@ -24,11 +24,15 @@ def pretrained(tmp_path_factory):
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", unk_token="<unk>")
     fast.save_pretrained(path)
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(WORDS), n_layer=2, n_embd=32, n_head=2, n_positions=64,
-                        eos_token_id=1, bos_token_id=1)
+    config = GPT2Config(
+        vocab_size=len(WORDS), n_layer=2, n_embd=32, n_head=2, n_positions=64, eos_token_id=1, bos_token_id=1
+    )
     GPT2LMHeadModel(config).save_pretrained(path)
-    rows = [{"question": f"{a} + {b} ?", "steps": [f"{a} + {b}"], "answer": str((a + b) % 10)}
-            for a in range(10) for b in range(10)]
+    rows = [
+        {"question": f"{a} + {b} ?", "steps": [f"{a} + {b}"], "answer": str((a + b) % 10)}
+        for a in range(10)
+        for b in range(10)
+    ]
     (path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -40,19 +44,24 @@ def test_new_rows_start_at_the_mean_embedding(pretrained):
     emb = model.get_input_embeddings().weight
     assert emb.shape[0] == len(WORDS) + 3
     mean = emb[: len(WORDS)].mean(0)
-    for row in emb[len(WORDS):]:
+    for row in emb[len(WORDS) :]:
         torch.testing.assert_close(row, mean)
 
 
 def test_lora_trains_adapters_and_only_the_new_rows(pretrained, tmp_path):
     original = AutoModelForCausalLM.from_pretrained(pretrained).get_input_embeddings().weight
-    cfg = config_from_dict({
-        "model": {"name_or_path": str(pretrained), "lora": {"r": 4, "alpha": 8}},
-        "data": {"train": str(pretrained / "train.jsonl")},
-        "method": {"name": "rim", "blocks": 2},
-        "trainer": {"batch_size": 16, "stage1": {"steps": 6, "lr": 1e-2},
-                    "stage2": {"steps": 4, "lr": 1e-2}},
-    })
+    cfg = config_from_dict(
+        {
+            "model": {"name_or_path": str(pretrained), "lora": {"r": 4, "alpha": 8}},
+            "data": {"train": str(pretrained / "train.jsonl")},
+            "method": {"name": "rim", "blocks": 2},
+            "trainer": {
+                "batch_size": 16,
+                "stage1": {"steps": 6, "lr": 1e-2},
+                "stage2": {"steps": 4, "lr": 1e-2},
+            },
+        }
+    )
     run_training(cfg, tmp_path / "run", Reporter(enabled=False))
     final = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "model")
     emb = final.get_input_embeddings().weight
@@ -62,7 +71,8 @@ def test_lora_trains_adapters_and_only_the_new_rows(pretrained, tmp_path):
     base = GPT2LMHeadModel.from_pretrained(pretrained)
     merged = final.transformer.h[0].attn.c_attn.weight
     assert not torch.allclose(merged, base.transformer.h[0].attn.c_attn.weight), (
-        "LoRA must be merged into the saved weights")
+        "LoRA must be merged into the saved weights"
+    )
     assert not any("lora" in k for k in final.state_dict())
 
 
@@ -75,7 +85,7 @@ def test_a_dense_gguf_model_loses_its_quantizer_and_saves_as_a_plain_model(pretr
     from transformers.quantizers.quantizer_gguf import GgufHfQuantizer
     from transformers.utils.quantization_config import QuantizationMethod
 
-    from rim.modeling import fit_embeddings
+    from rim.models.modeling import fit_embeddings
 
     tok = load_tokenizer(str(pretrained))
     model = AutoModelForCausalLM.from_pretrained(pretrained)
@@ -89,5 +99,4 @@ def test_a_dense_gguf_model_loses_its_quantizer_and_saves_as_a_plain_model(pretr
     assert "quantization_config" not in saved
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "after")
     assert getattr(reloaded, "hf_quantizer", None) is None
-    torch.testing.assert_close(reloaded.get_input_embeddings().weight,
-                               model.get_input_embeddings().weight)
+    torch.testing.assert_close(reloaded.get_input_embeddings().weight, model.get_input_embeddings().weight)

@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
+from rim.analysis.probe import adaptive_table, auroc
 from rim.cli import main
-from rim.probe import adaptive_table, auroc
 
 
 def test_auroc_counts_ranked_pairs_and_ties():
@@ -31,8 +31,9 @@ def test_probe_fit_then_select_and_adaptive(trained_run, capsys, tmp_path):
     # the probe has right and wrong answers to learn from (one class alone is refused)
     rows = [json.loads(line) for line in (run.parent / "test.jsonl").read_text().splitlines()]
     data = tmp_path / "mixed.jsonl"
-    data.write_text("".join(json.dumps({**r, "answer": "never"} if i % 2 else r) + "\n"
-                            for i, r in enumerate(rows)))
+    data.write_text(
+        "".join(json.dumps({**r, "answer": "never"} if i % 2 else r) + "\n" for i, r in enumerate(rows))
+    )
     assert main(["probe", "fit", str(run), "--data", str(data)]) == 0
     saved = json.loads((run / "model" / "probe.json").read_text())
     assert saved["n_fit"] == 100 and saved["n_test"] == 100 and saved["layer"] == -1
@@ -40,8 +41,7 @@ def test_probe_fit_then_select_and_adaptive(trained_run, capsys, tmp_path):
     assert all(a is None or 0 <= a <= 1 for a in saved["auroc_per_block"])
     assert saved["selected_accuracy"] <= saved["any_block_accuracy"]
     assert "AUROC after block 1" in capsys.readouterr().out
-    assert main(["eval", str(run), "--data", str(data), "--select", "probe", "--adaptive",
-                 "--json"]) == 0
+    assert main(["eval", str(run), "--data", str(data), "--select", "probe", "--adaptive", "--json"]) == 0
     assert "probe_selected_accuracy" in capsys.readouterr().out
     adaptive = json.loads((run / "adaptive" / "adaptive.json").read_text())
     assert [r["threshold"] for r in adaptive["adaptive"]][0] == 0.3

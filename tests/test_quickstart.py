@@ -4,14 +4,19 @@ import json
 
 from rich.console import Console
 
-from rim.quickstart import quickstart
+from rim.cli.quickstart import quickstart
 
 
 def test_quickstart_writes_results_for_both_methods(tmp_path):
     out = tmp_path / "qs"
-    results = quickstart(out, Console(file=open(tmp_path / "console.txt", "w")), train_size=200,
-                         test_size=20, nocot_steps=4,
-                         overrides=("trainer.stage1.steps=3", "trainer.stage2.steps=2"))
+    results = quickstart(
+        out,
+        Console(file=open(tmp_path / "console.txt", "w")),
+        train_size=200,
+        test_size=20,
+        nocot_steps=4,
+        overrides=("trainer.stage1.steps=3", "trainer.stage2.steps=2"),
+    )
     saved = json.loads((out / "results.json").read_text())
     assert saved == results
     assert set(saved) == {"task", "test_seen_in_train", "wall_seconds", "methods"}

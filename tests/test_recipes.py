@@ -9,17 +9,24 @@ from helpers import write_jsonl
 from transformers import AutoConfig
 
 from rim.cli import main
+from rim.cli.dryrun import dry_run
 from rim.config import load_config
 from rim.data.generators.chain import generate_chain
-from rim.dryrun import dry_run
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "configs" / "recipes").glob("*.yaml"))
 SHAPES = {  # the architectures of the hub models (config only: no weights are needed)
     "gpt2": ("gpt2", {}),
-    "llama-3.2-1b": ("llama", {"num_hidden_layers": 16, "hidden_size": 2048,
-                               "intermediate_size": 8192, "num_attention_heads": 32,
-                               "num_key_value_heads": 8}),
+    "llama-3.2-1b": (
+        "llama",
+        {
+            "num_hidden_layers": 16,
+            "hidden_size": 2048,
+            "intermediate_size": 8192,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+        },
+    ),
 }
 
 
@@ -70,8 +77,7 @@ def test_recipe_plans_without_training(recipe, local):
         # bf16 under RiM's LoRA only
         assert stage["weights_dtype"] == stage["optimizer_state_dtype"] == "float32"
         llama, rim = "llama" in recipe.name, cfg.method.name in ("rim", "pause")  # RiM's stage 2
-        assert stage["frozen_dtype"] == ("bfloat16" if llama and rim else
-                                         "float32" if rim else None)
+        assert stage["frozen_dtype"] == ("bfloat16" if llama and rim else "float32" if rim else None)
         assert stage["compute_dtype"] == ("bfloat16" if llama or rim else "float32")
     if cfg.method.name == "rim" and "gsm8k" in recipe.name:  # elsewhere the baselines' budget
         stage1, stage2 = plan["stages"]
@@ -90,21 +96,26 @@ def test_recipe_plans_without_training(recipe, local):
 def test_dry_run_prints_the_plan_as_json(local, capsys):
     models, train = local
     recipe = REPO / "configs" / "recipes" / "prosqa-gpt2-coconut.yaml"
-    assert main(["train", str(recipe), "--dry-run", "--json",
-                 *overrides(recipe, models, train)]) == 0
+    assert main(["train", str(recipe), "--dry-run", "--json", *overrides(recipe, models, train)]) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert [s["name"] for s in plan["stages"]] == [f"coconut{k}" for k in range(7)] + [
-        "coconut-final"]
+    assert [s["name"] for s in plan["stages"]] == [f"coconut{k}" for k in range(7)] + ["coconut-final"]
     for stage in plan["stages"]:
-        assert {"name", "steps", "lr", "dropout", "effective_batch", "weights_dtype",
-                "compute_dtype", "optimizer_state_dtype"} <= set(stage)
+        assert {
+            "name",
+            "steps",
+            "lr",
+            "dropout",
+            "effective_batch",
+            "weights_dtype",
+            "compute_dtype",
+            "optimizer_state_dtype",
+        } <= set(stage)
     # 5 and 15 epochs of ceil(1000 / 128) = 8 steps (the last, incomplete batch counts)
     assert plan["stages"][0]["steps"] == 40 and plan["stages"][-1]["steps"] == 120
     assert plan["data"]["test"] == "../shared/data/prosqa/test.json" and plan["select"] == "best"
 
 
-@pytest.mark.parametrize("stem", ["gsm8k-aug-gpt2", "gsm8k-aug-llama-3.2-1b", "prosqa-gpt2",
-                                  "prontoqa-gpt2"])
+@pytest.mark.parametrize("stem", ["gsm8k-aug-gpt2", "gsm8k-aug-llama-3.2-1b", "prosqa-gpt2", "prontoqa-gpt2"])
 def test_pause_and_rim_train_the_same_steps_and_the_baselines_on_the_coconut_sets(stem, local):
     """Pause is RiM's stage 2 for RiM's whole budget; where the paper gives RiM no budget
     (ProsQA, ProntoQA), RiM trains the baselines' optimizer steps, split 6 : 2 [ours]."""
@@ -118,8 +129,11 @@ def test_pause_and_rim_train_the_same_steps_and_the_baselines_on_the_coconut_set
     stage1, stage2 = plans["rim"]
     assert steps["pause"] == steps["rim"]
     assert {k: pause[k] for k in ("settings", "lr", "warmup_steps", "dropout")} == {
-        "settings": "stage2", "lr": stage2["lr"], "dropout": stage2["dropout"],
-        "warmup_steps": int(0.04 * pause["steps"])}
+        "settings": "stage2",
+        "lr": stage2["lr"],
+        "dropout": stage2["dropout"],
+        "warmup_steps": int(0.04 * pause["steps"]),
+    }
     if stem.startswith(("prosqa", "prontoqa")):
         assert steps["rim"] == steps["nocot"] == steps["cot"]
     else:  # the paper's 6 + 2 epochs

@@ -11,7 +11,7 @@ from helpers import write_jsonl
 
 from rim.cli import main
 from rim.data.generators.chain import generate_chain
-from rim.run import MAY_CHANGE_ON_RESUME
+from rim.training.run import MAY_CHANGE_ON_RESUME
 
 
 @pytest.fixture
@@ -19,13 +19,23 @@ def finished(tmp_path):
     """A tiny run trained to the end: 24 + 16 steps, checkpoints at steps 30 and 40."""
     write_jsonl(tmp_path / "train.jsonl", [r.to_dict() for r in generate_chain(64, 0, ops=2)])
     config = {
-        "model": {"scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
-                  "vocab_size": 48, "max_length": 64},
+        "model": {
+            "scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
+            "vocab_size": 48,
+            "max_length": 64,
+        },
         "data": {"train": str(tmp_path / "train.jsonl")},
         "method": {"name": "rim", "blocks": 2},
-        "trainer": {"batch_size": 8, "log_every": 2, "threads": 1, "save_every": 10,
-                    "keep_last": 2, "report_to": [], "stage1": {"steps": 24, "lr": 3e-3},
-                    "stage2": {"steps": 16, "lr": 1e-3}},
+        "trainer": {
+            "batch_size": 8,
+            "log_every": 2,
+            "threads": 1,
+            "save_every": 10,
+            "keep_last": 2,
+            "report_to": [],
+            "stage1": {"steps": 24, "lr": 3e-3},
+            "stage2": {"steps": 16, "lr": 1e-3},
+        },
     }
     (tmp_path / "run.yaml").write_text(json.dumps(config))
     out = tmp_path / "run"
@@ -55,8 +65,22 @@ def test_resume_accepts_a_new_log_every_and_says_where_it_continues(finished, ca
     shutil.rmtree(out / "model")
     shutil.rmtree(out / "checkpoints" / "step-00000040")  # the newest: resume from step 30
     capsys.readouterr()
-    assert main(["train", str(config), "--out", str(out), "--resume", "--no-progress",
-                 "trainer.log_every=3", "trainer.keep_last=3", "trainer.eval_batch_size=7"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(config),
+                "--out",
+                str(out),
+                "--resume",
+                "--no-progress",
+                "trainer.log_every=3",
+                "trainer.keep_last=3",
+                "trainer.eval_batch_size=7",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "from checkpoint step-00000030: stage2 step 6 of 16 (global step 30)" in err
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -72,8 +96,7 @@ def test_resume_still_refuses_a_new_learning_rate(finished, capsys):
     config, out = finished
     shutil.rmtree(out / "model")
     capsys.readouterr()
-    assert main(["train", str(config), "--out", str(out), "--resume",
-                 "trainer.stage2.lr=5e-4"]) == 2
+    assert main(["train", str(config), "--out", str(out), "--resume", "trainer.stage2.lr=5e-4"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "another config (trainer.stage2.lr)" in line
     assert all(key in line for key in MAY_CHANGE_ON_RESUME)

@@ -28,8 +28,12 @@ print(json.dumps(out))
 def test_plain_transformers_gives_the_same_answers_as_rim_infer(trained_run, capsys):
     run, _ = trained_run
     questions = ["3 +4 ?", "9 +9 ?", "0 +1 ?", "5 +7 ?"]
-    proc = subprocess.run([sys.executable, "-c", PLAIN, str(run / "model"), json.dumps(questions)],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", PLAIN, str(run / "model"), json.dumps(questions)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     plain = json.loads(proc.stdout.strip().splitlines()[-1])
     ours = []
     for q in questions:

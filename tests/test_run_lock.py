@@ -16,13 +16,15 @@ import yaml
 from helpers import write_jsonl
 
 from rim.cli import main
+from rim.common.rundir_lock import LOCK_NAME, RunDirLocked, run_dir_lock
 from rim.data.generators.chain import generate_chain
-from rim.rundir_lock import LOCK_NAME, RunDirLocked, run_dir_lock
 
 # each training step slowed by 0.1 s, so that both processes are surely alive at the same time
-SLOW = ("import sys, time; import rim.methods.rim as r; real = r.RiM.loss; "
-        "r.RiM.loss = lambda *a: (time.sleep(0.1), real(*a))[1]; from rim.cli import main; "
-        "sys.exit(main(sys.argv[1:]))")
+SLOW = (
+    "import sys, time; import rim.methods.rim as r; real = r.RiM.loss; "
+    "r.RiM.loss = lambda *a: (time.sleep(0.1), real(*a))[1]; from rim.cli import main; "
+    "sys.exit(main(sys.argv[1:]))"
+)
 
 
 class Collect(logging.Handler):
@@ -48,13 +50,22 @@ def rim_log():
 def tiny_config(root):
     write_jsonl(root / "train.jsonl", [r.to_dict() for r in generate_chain(64, 0, ops=2)])
     config = {
-        "model": {"scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
-                  "vocab_size": 48, "max_length": 64},
+        "model": {
+            "scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
+            "vocab_size": 48,
+            "max_length": 64,
+        },
         "data": {"train": str(root / "train.jsonl")},
         "method": {"name": "rim", "blocks": 2},
-        "trainer": {"batch_size": 8, "log_every": 5, "threads": 1, "save_every": 10,
-                    "report_to": [], "stage1": {"steps": 30, "lr": 3e-3},
-                    "stage2": {"steps": 10, "lr": 1e-3}},
+        "trainer": {
+            "batch_size": 8,
+            "log_every": 5,
+            "threads": 1,
+            "save_every": 10,
+            "report_to": [],
+            "stage1": {"steps": 30, "lr": 3e-3},
+            "stage2": {"steps": 10, "lr": 1e-3},
+        },
     }
     (root / "run.yaml").write_text(json.dumps(config))
     return root / "run.yaml"
@@ -65,9 +76,22 @@ def test_two_trainings_into_one_directory_one_is_refused(tmp_path):
     procs = {}
     for seed in (1, 2):
         procs[seed] = subprocess.Popen(
-            [sys.executable, "-c", SLOW, "train", str(config), "--out", str(out), "--no-progress",
-             f"trainer.seed={seed}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "OMP_NUM_THREADS": "1"})
+            [
+                sys.executable,
+                "-c",
+                SLOW,
+                "train",
+                str(config),
+                "--out",
+                str(out),
+                "--no-progress",
+                f"trainer.seed={seed}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
         time.sleep(0.5)
     results = {seed: (p.wait(timeout=300), *p.communicate()) for seed, p in procs.items()}
     codes = sorted(code for code, _, _ in results.values())
@@ -75,8 +99,9 @@ def test_two_trainings_into_one_directory_one_is_refused(tmp_path):
     (winner,) = [seed for seed, (code, _, _) in results.items() if code == 0]
     loser = 3 - winner
     (line,) = results[loser][2].strip().splitlines()
-    assert line.startswith(f"stopped: {out} is in use by pid {procs[winner].pid} on host "
-                           f"{socket.gethostname()} (rim train")
+    assert line.startswith(
+        f"stopped: {out} is in use by pid {procs[winner].pid} on host {socket.gethostname()} (rim train"
+    )
     assert yaml.safe_load((out / "config.yaml").read_text())["trainer"]["seed"] == winner
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in rows if "loss" in r]
@@ -92,8 +117,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path, rim_log):
     with run_dir_lock(tmp_path, "test") as lock:
         holder = json.loads(lock.read_text())
         assert (holder["pid"], holder["host"]) == (os.getpid(), socket.gethostname())
-    assert any(f"taking over the lock left by pid {dead.pid} on host gone-host" in m
-               for m in rim_log)
+    assert any(f"taking over the lock left by pid {dead.pid} on host gone-host" in m for m in rim_log)
     assert not lock.exists()
 
 

@@ -6,12 +6,14 @@ import os
 import pytest
 import torch
 
-from rim.segments import IGNORE, Segment, attention_allowed, collate, pack, pack_rows, weighted_loss
+from rim.core.segments import IGNORE, Segment, attention_allowed, collate, pack, pack_rows, weighted_loss
 
 
 def test_labels_anchor_and_weights():
-    segs = [Segment((5, 6, 7), kind="question"),
-            Segment((8, 9), sees=(0,), weight=0.5, end_id=1, kind="answer")]
+    segs = [
+        Segment((5, 6, 7), kind="question"),
+        Segment((8, 9), sees=(0,), weight=0.5, end_id=1, kind="answer"),
+    ]
     p = pack(segs)
     assert p.position_ids == [0, 1, 2, 3, 4]
     # the answer's first token is predicted at the question's last token, EOS at its last
@@ -20,8 +22,7 @@ def test_labels_anchor_and_weights():
 
 
 def test_weighted_loss_is_mean_token_nll_times_weight():
-    segs = [Segment((5, 6), kind="question"),
-            Segment((3,), sees=(0,), weight=2.0, end_id=1, kind="answer")]
+    segs = [Segment((5, 6), kind="question"), Segment((3,), sees=(0,), weight=2.0, end_id=1, kind="answer")]
     batch = collate([pack(segs), pack(segs)], pad_id=0)
     torch.manual_seed(0)
     logits = torch.randn(2, 3, 10)
@@ -29,24 +30,30 @@ def test_weighted_loss_is_mean_token_nll_times_weight():
     nll2 = torch.nn.functional.cross_entropy(logits[1, 1:], torch.tensor([3, 1]))
     expected = 2.0 * (nll + nll2) / 2
     assert weighted_loss(logits, batch["labels"], batch["weights"]) == pytest.approx(
-        expected.item(), rel=1e-6)
+        expected.item(), rel=1e-6
+    )
 
 
 def test_segments_may_only_see_earlier_segments():
     with pytest.raises(ValueError, match="earlier"):
         pack([Segment((1,), sees=(0,))])
     with pytest.raises(ValueError, match="same position"):
-        pack([Segment((1,)), Segment((2,), sees=(0,), weight=1, end_id=0),
-              Segment((3,), sees=(0,), weight=1, end_id=0)])
+        pack(
+            [
+                Segment((1,)),
+                Segment((2,), sees=(0,), weight=1, end_id=0),
+                Segment((3,), sees=(0,), weight=1, end_id=0),
+            ]
+        )
 
 
 def test_packed_rows_give_the_same_loss_and_gradients():
     import torch
     from helpers import RECORDS, tiny_model, tiny_tokenizer
 
-    from rim.encoding import encode
+    from rim.core.encoding import encode
     from rim.methods import make_method
-    from rim.modeling import special_ids
+    from rim.models.modeling import special_ids
 
     tok = tiny_tokenizer()
     model = tiny_model("gpt2", tok)
@@ -60,11 +67,20 @@ def test_packed_rows_give_the_same_loss_and_gradients():
             loss = method.loss(model, batch)
             loss.backward()
             grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
-            results.append((batch["input_ids"].shape[0], loss.item(), grads,
-                            (method.tokens(batch), batch["input_ids"].numel())))
-    for (rows, loss, grads, (tokens, padded)), (packed_rows, packed_loss, packed_grads,
-                                                (packed_tokens, _)) in zip(results[::2],
-                                                                          results[1::2]):
+            results.append(
+                (
+                    batch["input_ids"].shape[0],
+                    loss.item(),
+                    grads,
+                    (method.tokens(batch), batch["input_ids"].numel()),
+                )
+            )
+    for (rows, loss, grads, (tokens, padded)), (
+        packed_rows,
+        packed_loss,
+        packed_grads,
+        (packed_tokens, _),
+    ) in zip(results[::2], results[1::2]):
         assert packed_rows < rows  # several examples share a row
         assert packed_tokens == tokens < padded  # throughput counts no padding
         assert packed_loss == pytest.approx(loss, rel=1e-5)
@@ -87,7 +103,7 @@ def flex_and_dense_models():
     from helpers import ARCHS, DEVICE, tiny_tokenizer
 
     from rim.methods import make_method
-    from rim.modeling import build_model, special_ids
+    from rim.models.modeling import build_model, special_ids
 
     tok = tiny_tokenizer()
     torch.manual_seed(0)
@@ -101,12 +117,18 @@ def flex_and_dense_models():
 def flex_batches(tok, method, stage, fraction, pack_length):
     from helpers import DEVICE, RECORDS
 
-    from rim.encoding import encode
+    from rim.core.encoding import encode
 
     examples = [encode(r, tok) for r in RECORDS] * 2
-    return [{k: v.to(DEVICE) for k, v in method.collate(
-        examples, stage, fraction, pack_length=pack_length, sparse=sparse).items()}
-        for sparse in (False, True)]
+    return [
+        {
+            k: v.to(DEVICE)
+            for k, v in method.collate(
+                examples, stage, fraction, pack_length=pack_length, sparse=sparse
+            ).items()
+        }
+        for sparse in (False, True)
+    ]
 
 
 @pytest.mark.parametrize("pack_length", [None, 64])
@@ -118,7 +140,7 @@ def test_flex_attention_mask_gives_the_dense_results(pack_length):
     import torch._dynamo
     from helpers import DEVICE
 
-    from rim.flex import block_mask
+    from rim.core.flex import block_mask
 
     # torch's own patch restores the setting on exit; pytest's monkeypatch deletes torch's
     # config attributes on undo since pytest 9.2, and the next parametrisation finds none.
@@ -134,26 +156,36 @@ def flex_matches_dense(pack_length, block_mask, device) -> None:
         dense, sparse = flex_batches(tok, method, stage, fraction, pack_length)
         assert "attention_mask" not in sparse and sparse["segment_ids"].min() == -1  # padding
         with torch.no_grad():
-            want = dense_model(input_ids=dense["input_ids"], attention_mask=dense["attention_mask"],
-                               position_ids=dense["position_ids"]).logits
-            got = flex_model(input_ids=sparse["input_ids"], attention_mask=block_mask(sparse),
-                             position_ids=sparse["position_ids"]).logits
+            want = dense_model(
+                input_ids=dense["input_ids"],
+                attention_mask=dense["attention_mask"],
+                position_ids=dense["position_ids"],
+            ).logits
+            got = flex_model(
+                input_ids=sparse["input_ids"],
+                attention_mask=block_mask(sparse),
+                position_ids=sparse["position_ids"],
+            ).logits
             scored = dense["labels"] != IGNORE
             torch.testing.assert_close(got[scored], want[scored], atol=atol, rtol=0)
             assert method.loss(flex_model, sparse).item() == pytest.approx(
-                method.loss(dense_model, dense).item(), rel=10 * atol)
+                method.loss(dense_model, dense).item(), rel=10 * atol
+            )
 
 
-@pytest.mark.skipif(os.environ.get("RIM_TEST_DEVICE", "cpu") == "cpu",
-                    reason="torch has no FlexAttention backward on CPU: bench/gpu.sh runs this")
+@pytest.mark.skipif(
+    os.environ.get("RIM_TEST_DEVICE", "cpu") == "cpu",
+    reason="torch has no FlexAttention backward on CPU: bench/gpu.sh runs this",
+)
 @pytest.mark.parametrize("pack_length", [None, 64])
 def test_flex_attention_trains_as_the_dense_mask(pack_length):
     """On a GPU: the loss and every gradient of a FlexAttention step equal the dense mask's."""
     tok, dense_model, flex_model, method = flex_and_dense_models()
     for stage, fraction in (("stage1", 0.3), ("stage2", 0.0)):
         grads = []
-        for model, batch in zip((dense_model, flex_model),
-                                flex_batches(tok, method, stage, fraction, pack_length)):
+        for model, batch in zip(
+            (dense_model, flex_model), flex_batches(tok, method, stage, fraction, pack_length)
+        ):
             model.zero_grad()
             loss = method.loss(model, batch)
             loss.backward()

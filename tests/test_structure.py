@@ -1,13 +1,16 @@
-"""The shape of the package: no import cycle (lazy imports included), small files, methods whose
-every setting lives in their own settings type, a registry that is the only list of methods."""
+"""The shape of the package: folders that are layers, checked by import-linter (lazy imports
+included), small files, methods whose every setting lives in their own settings type, a registry
+that is the only list of methods."""
 
-import ast
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from rim.common.errors import RimInputError
 from rim.config import Config, StageConfig, TrainerConfig, load_config
-from rim.errors import RimInputError
 from rim.methods import METHODS, SegmentMethod, make_method
 from rim.methods.base import SpecialIds
 
@@ -15,66 +18,61 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 MAX_LINES = 300
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(SRC).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+ROOT = SRC.parent
+LAYERS = [
+    "cli",
+    "api",
+    "bench",
+    "training",
+    "analysis",
+    "inference",
+    "models",
+    "config",
+    "methods",
+    "core",
+    "data",
+    "common",
+]
 
 
-def import_graph() -> dict[str, set[str]]:
-    """rim module -> the rim modules it imports, anywhere in its body (lazy imports too)."""
-    modules = {module_name(p): p for p in SRC.rglob("*.py")}
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        edges = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules
-                           else node.module for a in node.names]
-            else:
-                continue
-            edges |= {t for t in targets if t in modules and t != name}
-        graph[name] = edges
-    return graph
+def lint_imports(*args: str) -> subprocess.CompletedProcess:
+    """import-linter on the contracts in pyproject.toml (or the config named in `args`)."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
-            if nxt not in state and (cycle := visit(nxt)):
-                return cycle
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state and (cycle := visit(node)):
-            return cycle
-    return None
+def test_the_layers_and_contracts_of_pyproject_hold():
+    """The folders are the layers: each imports only from those below it (lazy imports too)."""
+    done = lint_imports()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert re.search(r"Contracts: 3 kept, 0 broken", done.stdout)
+    packages = sorted(p.name for p in (SRC / "rim").iterdir() if p.is_dir() and (p / "__init__.py").exists())
+    assert packages == sorted(LAYERS)  # every subpackage is in a layer, and only these
 
 
-def test_the_import_graph_has_no_cycle():
-    graph = import_graph()
-    assert len(graph) > 40 and "rim.methods.rim" in graph["rim.methods"]
-    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
-
-
-def test_a_cycle_would_be_found():
-    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
-    assert find_cycle({"a": {"b"}, "b": set()}) is None
+def test_a_broken_layer_would_be_reported(tmp_path):
+    """The check is real: a contract the code breaks (common above cli) is reported as broken."""
+    config = tmp_path / "contracts.ini"
+    config.write_text(
+        "[importlinter]\nroot_package = rim\n\n[importlinter:contract:upside-down]\n"
+        "name = upside down\ntype = layers\nlayers =\n    rim.common\n    rim.cli\n"
+    )
+    done = lint_imports("--config", str(config))
+    assert done.returncode == 1
+    assert "upside down BROKEN" in done.stdout and "rim.common" in done.stdout
 
 
 def test_no_source_file_is_over_300_lines():
-    long = {str(p.relative_to(SRC)): n for p in SRC.rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    long = {
+        str(p.relative_to(SRC)): n
+        for p in SRC.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
     assert long == {}
 
 
@@ -123,11 +121,16 @@ def test_a_new_method_is_one_class_and_one_registry_line(monkeypatch):
 
 
 def test_the_config_schema_describes_every_field():
-    from rim.settings_cli import settings_rows
+    from rim.cli.flags import settings_rows
 
     rows = list(settings_rows(Config))
     keys = [r[0] for r in rows]
-    assert {"trainer.stage1.lr", "model.dtype", "data.checker", "method.blocks",
-            "method.latent_stages"} <= set(keys)
+    assert {
+        "trainer.stage1.lr",
+        "model.dtype",
+        "data.checker",
+        "method.blocks",
+        "method.latent_stages",
+    } <= set(keys)
     undocumented = [r[0] for r in rows if r[1] != "section" and not r[3]]
     assert undocumented == []

@@ -3,8 +3,8 @@ import json
 import pytest
 
 from rim.cli import main
+from rim.common.errors import RimInputError
 from rim.data.generators.chain import apply, generate_chain
-from rim.errors import RimInputError
 
 
 def test_chain_steps_follow_the_moves():
@@ -32,8 +32,24 @@ def test_chain_rejects_bad_moves():
 
 def test_rim_data_generate_chain_with_options(tmp_path):
     out = tmp_path / "c.jsonl"
-    assert main(["data", "generate", "chain", "--n", "5", "--option", "ops=2",
-                 "--option", "moves=+1 *3", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "generate",
+                "chain",
+                "--n",
+                "5",
+                "--option",
+                "ops=2",
+                "--option",
+                "moves=+1 *3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 5 and all(len(r["steps"]) == 2 for r in rows)
     assert all(set(r["question"].split()[1:-1]) <= {"+1", "*3"} for r in rows)
@@ -43,8 +59,7 @@ def test_data_stats_compares_prosqa_graphs(tmp_path, shared_data, capsys):
     out = tmp_path / "p.json"
     assert main(["data", "generate", "prosqa", "--n", "40", "--seed", "0", "--out", str(out)]) == 0
     capsys.readouterr()
-    assert main(["data", "stats", str(out), "--compare",
-                 str(shared_data / "prosqa" / "valid.json")]) == 0
+    assert main(["data", "stats", str(out), "--compare", str(shared_data / "prosqa" / "valid.json")]) == 0
     printed = capsys.readouterr().out
     assert "ProsQA graph statistics" in printed and "edges (mean)" in printed
     assert "22.82" in printed  # the published set's mean node count

@@ -9,27 +9,35 @@ import pytest
 import torch
 from helpers import write_jsonl
 
+from rim.common.progress import Reporter
 from rim.config import StageConfig, config_from_dict
 from rim.data.generators.chain import generate_chain
-from rim.progress import Reporter
-from rim.run import run_training
-from rim.schedule import lr_at, plan_stages
+from rim.training.run import run_training
+from rim.training.schedule import lr_at, plan_stages
 
-TINY = {"scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
-        "vocab_size": 48, "max_length": 64}
+TINY = {
+    "scratch": {"model_type": "gpt2", "n_layer": 1, "n_embd": 32, "n_head": 2},
+    "vocab_size": 48,
+    "max_length": 64,
+}
 
 
 @pytest.fixture
 def data(tmp_path):
-    train = write_jsonl(tmp_path / "train.jsonl",
-                        [r.to_dict() for r in generate_chain(64, 0, ops=2)])
+    train = write_jsonl(tmp_path / "train.jsonl", [r.to_dict() for r in generate_chain(64, 0, ops=2)])
     test = write_jsonl(tmp_path / "test.jsonl", [r.to_dict() for r in generate_chain(8, 1, ops=2)])
     return {"train": str(train), "eval": str(test)}
 
 
 def config(data, method, **trainer):
-    return config_from_dict({"model": TINY, "data": data, "method": method,
-                             "trainer": {"batch_size": 16, "log_every": 1, **trainer}})
+    return config_from_dict(
+        {
+            "model": TINY,
+            "data": data,
+            "method": method,
+            "trainer": {"batch_size": 16, "log_every": 1, **trainer},
+        }
+    )
 
 
 def metrics(run_dir):
@@ -37,8 +45,12 @@ def metrics(run_dir):
 
 
 def test_each_method_trains_on_its_own_stage_settings(data, tmp_path):
-    cfg = config(data, {"name": "nocot"}, stage2={"steps": 9, "lr": 9e-9},
-                 baseline={"steps": 3, "lr": 2e-3, "warmup": 0.0})
+    cfg = config(
+        data,
+        {"name": "nocot"},
+        stage2={"steps": 9, "lr": 9e-9},
+        baseline={"steps": 3, "lr": 2e-3, "warmup": 0.0},
+    )
     run_training(cfg, tmp_path / "run", Reporter(enabled=False))
     rows = metrics(tmp_path / "run")
     (stage,) = [r for r in rows if r.get("event") == "stage"]
@@ -56,15 +68,15 @@ def test_default_budgets_are_equal_in_epochs():
     epochs = {}
     for name in ("rim", "nocot", "cot", "pause", "coconut"):
         method = make_method(name, special)
-        epochs[name] = sum(getattr(cfg.trainer, key).epochs for s in method.stages
-                           for key in method.budget(s))
+        epochs[name] = sum(
+            getattr(cfg.trainer, key).epochs for s in method.stages for key in method.budget(s)
+        )
     assert set(epochs.values()) == {8.0}
 
 
 def test_warmup_is_counted_in_optimizer_steps_whatever_the_processes(data):
     stage = StageConfig(steps=100, lr=1e-3, warmup=0.1)
-    assert [lr_at(s, 100, stage) for s in (0, 4, 9, 10, 99)] == pytest.approx(
-        [1e-4, 5e-4, 1e-3, 1e-3, 1e-3])
+    assert [lr_at(s, 100, stage) for s in (0, 4, 9, 10, 99)] == pytest.approx([1e-4, 5e-4, 1e-3, 1e-3, 1e-3])
     cfg = config(data, {"name": "nocot"}, batch_size=8, baseline={"epochs": 2, "warmup": 0.25})
     from rim.methods import SpecialIds, make_method
 
@@ -102,8 +114,9 @@ def test_the_previous_optimizer_is_released(data, tmp_path, monkeypatch):
         return optimizer
 
     monkeypatch.setattr(torch.optim, "AdamW", tracked)
-    cfg = config(data, {"name": "coconut", "latent_stages": 1},
-                 coconut={"steps": 8, "optimizer_reset": "epoch"})
+    cfg = config(
+        data, {"name": "coconut", "latent_stages": 1}, coconut={"steps": 8, "optimizer_reset": "epoch"}
+    )
     run_training(cfg, tmp_path / "run", Reporter(enabled=False))
     # 64 examples / batch 16: a fresh optimizer every 4 steps, 2 per stage, 2 stages
     assert len(made) == 4
@@ -123,8 +136,12 @@ def test_stage_dropout_reaches_every_module_lora_included(data, tmp_path, monkey
         return real(self, model, batch)
 
     monkeypatch.setattr(RiM, "loss", recording)
-    cfg = config(data, {"name": "rim", "blocks": 2},
-                 stage1={"steps": 1, "dropout": 0.0}, stage2={"steps": 1, "dropout": 0.3})
+    cfg = config(
+        data,
+        {"name": "rim", "blocks": 2},
+        stage1={"steps": 1, "dropout": 0.0},
+        stage2={"steps": 1, "dropout": 0.3},
+    )
     cfg.model.lora = {"r": 4, "dropout": 0.0, "target_modules": ["c_attn"]}
     run_training(cfg, tmp_path / "run", Reporter(enabled=False))
     stage1, stage2 = seen
@@ -132,14 +149,24 @@ def test_stage_dropout_reaches_every_module_lora_included(data, tmp_path, monkey
     plans = [r["plan"] for r in metrics(tmp_path / "run") if r.get("event") == "stage"]
     assert plans[1]["dropout"] == {"attention": 0.3, "embedding": 0.3, "hidden": 0.3, "lora": 0.3}
 
-    from rim.progress import log
+    from rim.common.progress import log
 
     monkeypatch.setattr(log, "propagate", True)  # `rim` commands send it to the console only
     caplog.clear()
-    same = config(data, {"name": "rim", "blocks": 2},
-                  stage1={"steps": 1, "dropout": 0.1}, stage2={"steps": 1, "dropout": 0.1})
+    unset = config(
+        data, {"name": "rim", "blocks": 2}, stage1={"steps": 1, "dropout": 0.1}, stage2={"steps": 1}
+    )
+    run_training(unset, tmp_path / "unset", Reporter(enabled=False))
+    assert "stage2 dropout" in caplog.text and "not above" in caplog.text  # the recipe asks for more
+    caplog.clear()
+    same = config(
+        data,
+        {"name": "rim", "blocks": 2},
+        stage1={"steps": 1, "dropout": 0.1},
+        stage2={"steps": 1, "dropout": 0.1},
+    )
     run_training(same, tmp_path / "same", Reporter(enabled=False))
-    assert "stage2 dropout" in caplog.text and "not above" in caplog.text
+    assert "not above" not in caplog.text  # set on purpose: no warning
 
 
 def test_generation_budget_follows_the_data_and_cut_answers_are_counted(data, tmp_path):
@@ -156,8 +183,7 @@ def test_generation_budget_follows_the_data_and_cut_answers_are_counted(data, tm
 
 
 def test_validation_during_training_keeps_the_best(data, tmp_path):
-    cfg = config(data, {"name": "nocot"}, baseline={"steps": 6, "lr": 3e-3}, eval_every=2,
-                 select="best")
+    cfg = config(data, {"name": "nocot"}, baseline={"steps": 6, "lr": 3e-3}, eval_every=2, select="best")
     run_training(cfg, tmp_path / "run", Reporter(enabled=False))
     evals = [r for r in metrics(tmp_path / "run") if r.get("event") == "eval"]
     assert [r["step"] for r in evals] == [2, 4, 6]
@@ -168,10 +194,14 @@ def test_validation_during_training_keeps_the_best(data, tmp_path):
 def test_coconut_starts_from_a_cot_run(data, tmp_path):
     cot = config(data, {"name": "cot"}, baseline={"steps": 2})
     run_training(cot, tmp_path / "cot", Reporter(enabled=False))
-    coconut = config_from_dict({
-        "model": {"init_from": str(tmp_path / "cot"), "new_token_init": "mean"},
-        "data": data, "method": {"name": "coconut", "latent_stages": 2, "first_stage": 1},
-        "trainer": {"batch_size": 16, "coconut": {"steps": 1}}})
+    coconut = config_from_dict(
+        {
+            "model": {"init_from": str(tmp_path / "cot"), "new_token_init": "mean"},
+            "data": data,
+            "method": {"name": "coconut", "latent_stages": 2, "first_stage": 1},
+            "trainer": {"batch_size": 16, "coconut": {"steps": 1}},
+        }
+    )
     run_training(coconut, tmp_path / "coconut", Reporter(enabled=False))
     stages = [r["stage"] for r in metrics(tmp_path / "coconut") if r.get("event") == "stage"]
     assert stages == ["coconut1", "coconut2"]  # stage 0 is the CoT run
@@ -180,8 +210,13 @@ def test_coconut_starts_from_a_cot_run(data, tmp_path):
 def test_gradient_checkpointing_gives_the_same_losses(data, tmp_path):
     losses = {}
     for flag in (False, True):
-        cfg = config(data, {"name": "rim", "blocks": 2}, gradient_checkpointing=flag,
-                     stage1={"steps": 3, "dropout": 0.0}, stage2={"steps": 2, "dropout": 0.0})
+        cfg = config(
+            data,
+            {"name": "rim", "blocks": 2},
+            gradient_checkpointing=flag,
+            stage1={"steps": 3, "dropout": 0.0},
+            stage2={"steps": 2, "dropout": 0.0},
+        )
         run_training(cfg, tmp_path / str(flag), Reporter(enabled=False))
         losses[flag] = [r["loss"] for r in metrics(tmp_path / str(flag)) if "loss" in r]
     assert losses[True] == pytest.approx(losses[False], rel=1e-5)

@@ -21,14 +21,22 @@ from typing import Any
 __version__ = "0.1.0"
 
 _WHERE = {
-    "RiMTrainer": "rim.api", "load": "rim.api", "RiMConfig": "rim.api_config",
-    "RimInputError": "rim.errors", "RimRunError": "rim.errors", "Record": "rim.data.records",
-    "Config": "rim.config", "load_config": "rim.config", "run_training": "rim.run",
+    "RiMTrainer": "rim.api.trainer",
+    "load": "rim.api.trainer",
+    "RiMConfig": "rim.api.config",
+    "RimInputError": "rim.common.errors",
+    "RimRunError": "rim.common.errors",
+    "Record": "rim.data.records",
+    "Config": "rim.config",
+    "load_config": "rim.config",
+    "run_training": "rim.training.run",
     "load_records": "rim.data.sources",
-    "LoadedRun": "rim.infer", "add_block_tokens": "rim.modeling",
+    "LoadedRun": "rim.inference.infer",
+    "add_block_tokens": "rim.models.modeling",
 }
-"""Each public name and the module that defines it (no name of a submodule: `rim.export` and
-`rim.evaluate` are modules; the trainer has `export` and `evaluate`)."""
+"""Each public name and the module that defines it. The subpackages are the layers, bottom up:
+`common`, `data`, `core` (the method core), `methods`, `config`, `models`, `inference`, then
+`training` and `analysis`, then `api` and `bench`, then `cli` (contracts in pyproject.toml)."""
 
 __all__ = sorted(_WHERE)
 

@@ -3,7 +3,7 @@
 The sweep file (see `rim.bench.sweep`) names a base training config, the data, the methods with
 their overrides, and the seeds. Each (method, seed) is one training run into
 OUT/runs/METHOD/seedS, with the base config, the method's overrides, `trainer.seed = S` and the
-data (`rim.jobs.run_jobs`: in this process, or `concurrent` subprocesses). The sweep resumes: a
+data (`rim.training.jobs.run_jobs`: in this process, or `concurrent` subprocesses). The sweep resumes: a
 run whose `eval.json` exists is skipped (after checking its config is the one the sweep asks
 for), a run directory without one (an interrupted run) is trained again from scratch. The
 summary (final-block accuracy: mean and standard error over seeds; any-block and per-block
@@ -25,12 +25,13 @@ import yaml
 from rich.console import Console
 
 from rim.bench.accuracy_report import summarise, write_summary
-from rim.bench.sweep import Sweep, load_sweep, sweep_data
+from rim.bench.sweep import Sweep, load_sweep
+from rim.bench.sweep_data import sweep_data
+from rim.common.errors import RimInputError
+from rim.common.progress import log
 from rim.config import config_from_dict, first_difference
-from rim.errors import RimInputError
-from rim.jobs import Job, run_jobs
 from rim.methods import METHODS
-from rim.progress import log
+from rim.training.jobs import Job, run_jobs
 
 __all__ = ["load_sweep", "run_sweep"]
 
@@ -38,12 +39,16 @@ __all__ = ["load_sweep", "run_sweep"]
 def sweep_jobs(sweep: Sweep, out: Path, data: dict[str, str]) -> list[Job]:
     """One job per (method, seed), into OUT/runs/METHOD/seedS."""
     runs = str((out / "runs").resolve())
-    return [Job(f"{m}-seed{s}", sweep.run_config(m, s, data, runs), out / "runs" / m / f"seed{s}")
-            for m in sweep.methods for s in sweep.seeds]
+    return [
+        Job(f"{m}-seed{s}", sweep.run_config(m, s, data, runs), out / "runs" / m / f"seed{s}")
+        for m in sweep.methods
+        for s in sweep.seeds
+    ]
 
 
-def run_sweep(sweep: Sweep, out: str | Path, console: Console | None = None,
-              train: bool = True) -> dict[str, Any]:
+def run_sweep(
+    sweep: Sweep, out: str | Path, console: Console | None = None, train: bool = True
+) -> dict[str, Any]:
     """Train what is missing of the sweep into `out`, then summarise every finished run.
 
     Returns the summary that is written to `out/accuracy.json` (its `failed` lists the runs that
@@ -56,11 +61,21 @@ def run_sweep(sweep: Sweep, out: str | Path, console: Console | None = None,
     data = sweep_data(sweep, out)
     jobs = sweep_jobs(sweep, out, data)
     todo = [j for j in jobs if not _finished(j)]
-    (out / "sweep.yaml").write_text(yaml.safe_dump({
-        "source": sweep.source, "config": sweep.config,
-        "task": sweep.task.model_dump() if sweep.task else None, "data": data,
-        "methods": sweep.methods, "seeds": sweep.seeds, "concurrent": sweep.concurrent,
-        "threads": sweep.threads}, sort_keys=False))
+    (out / "sweep.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "source": sweep.source,
+                "config": sweep.config,
+                "task": sweep.task.model_dump() if sweep.task else None,
+                "data": data,
+                "methods": sweep.methods,
+                "seeds": sweep.seeds,
+                "concurrent": sweep.concurrent,
+                "threads": sweep.threads,
+            },
+            sort_keys=False,
+        )
+    )
     skipped = len(jobs) - len(todo)
     failed: list[str] = []
     if train and todo:
@@ -101,7 +116,9 @@ def _finished(job: Job) -> bool:
             d.get("trainer", {}).pop("threads", None)
         if old != new:
             key = first_difference(old, new)
-            raise RimInputError(f"a finished run was trained with another config than the sweep "
-                                f"now asks for ({key}): use another --out or delete the run",
-                                source=str(job.run_dir))
+            raise RimInputError(
+                f"a finished run was trained with another config than the sweep "
+                f"now asks for ({key}): use another --out or delete the run",
+                source=str(job.run_dir),
+            )
     return True

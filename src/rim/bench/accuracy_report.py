@@ -15,7 +15,7 @@ from rim.bench import report
 from rim.bench.paper import COLUMNS as PAPER_COLUMNS
 from rim.bench.paper import add_published
 from rim.bench.sweep import Sweep
-from rim.jobs import Job
+from rim.training.jobs import Job
 
 
 def _train_seconds(run_dir: Path) -> tuple[float | None, int | None]:
@@ -63,8 +63,9 @@ def _digit_accuracy(job: Job, result: dict[str, Any]) -> float | None:
     from rim.data.answers import mean_digit_accuracy
     from rim.data.readers import read_records
 
-    return mean_digit_accuracy(result["predictions"],
-                               [r.answer for r in read_records(_reported_file(job, result))])
+    return mean_digit_accuracy(
+        result["predictions"], [r.answer for r in read_records(_reported_file(job, result))]
+    )
 
 
 def _reported_file(job: Job, result: dict[str, Any]) -> str:
@@ -88,9 +89,14 @@ def _scored(job: Job, result: dict[str, Any]) -> dict[str, Any]:
     if len(golds) != len(predictions) or not golds:
         return result
     right = [check_answer(p, g, checker) for p, g in zip(predictions, golds)]
-    return {**result, "accuracy": sum(right) / len(right), "correct": right,
-            "unparsable": sum(not parsable(p, checker) for p in predictions) / len(right),
-            "per_block": None, "any_block_accuracy": None}
+    return {
+        **result,
+        "accuracy": sum(right) / len(right),
+        "correct": right,
+        "unparsable": sum(not parsable(p, checker) for p in predictions) / len(right),
+        "per_block": None,
+        "any_block_accuracy": None,
+    }
 
 
 def summarise(sweep: Sweep, jobs: list[Job], out: Path, data: dict[str, str]) -> dict[str, Any]:
@@ -103,45 +109,75 @@ def summarise(sweep: Sweep, jobs: list[Job], out: Path, data: dict[str, str]) ->
             continue
         result = _scored(job, json.loads(path.read_text()))
         seconds, steps = _train_seconds(job.run_dir)
-        method, seed = job.cfg.method.name, job.cfg.trainer.seed
-        runs.append({"method": method, "seed": seed, "accuracy": result["accuracy"],
-                     "digit_accuracy": _digit_accuracy(job, result),
-                     "any_block_accuracy": result.get("any_block_accuracy"),
-                     "per_block": result.get("per_block"), "n": result.get("n"),
-                     "unparsable": result.get("unparsable"),
-                     "ttft_ms": result.get("ttft_ms"), "train_s": seconds, "steps": steps,
-                     "run": str(job.run_dir.relative_to(out))})
+        name, seed = job.cfg.method.name, job.cfg.trainer.seed
+        runs.append(
+            {
+                "method": name,
+                "seed": seed,
+                "accuracy": result["accuracy"],
+                "digit_accuracy": _digit_accuracy(job, result),
+                "any_block_accuracy": result.get("any_block_accuracy"),
+                "per_block": result.get("per_block"),
+                "n": result.get("n"),
+                "unparsable": result.get("unparsable"),
+                "ttft_ms": result.get("ttft_ms"),
+                "train_s": seconds,
+                "steps": steps,
+                "run": str(job.run_dir.relative_to(out)),
+            }
+        )
     rows = []
     for method in sweep.methods:
         mine = [r for r in runs if r["method"] == method]
         if not mine:
             continue
         mean, se = _mean_se([r["accuracy"] for r in mine])
-        anyb, _ = _mean_se([r["any_block_accuracy"] for r in mine
-                            if r["any_block_accuracy"] is not None])
+        anyb, _ = _mean_se([r["any_block_accuracy"] for r in mine if r["any_block_accuracy"] is not None])
         blocks = [r["per_block"] for r in mine if r["per_block"]]
-        per_block = ([statistics.mean(col) for col in zip(*blocks)]
-                     if blocks and len({len(b) for b in blocks}) == 1 else None)
+        per_block = (
+            [statistics.mean(col) for col in zip(*blocks)]
+            if blocks and len({len(b) for b in blocks}) == 1
+            else None
+        )
         digits = [r["digit_accuracy"] for r in mine if r["digit_accuracy"] is not None]
         train_s, _ = _mean_se([r["train_s"] for r in mine if r["train_s"] is not None])
         ttft, _ = _mean_se([r["ttft_ms"] for r in mine if r["ttft_ms"] is not None])
         unparsable, _ = _mean_se([r["unparsable"] for r in mine if r["unparsable"] is not None])
-        rows.append({"method": method, "seeds": len(mine), "accuracy": mean, "stderr": se,
-                     "seed_accuracies": [r["accuracy"] for r in mine],
-                     "digit_accuracy": statistics.mean(digits) if digits else None,
-                     "any_block_accuracy": anyb, "per_block": per_block,
-                     "unparsable": unparsable,
-                     "steps": mine[0]["steps"], "train_s": train_s, "ttft_ms": ttft})
+        rows.append(
+            {
+                "method": method,
+                "seeds": len(mine),
+                "accuracy": mean,
+                "stderr": se,
+                "seed_accuracies": [r["accuracy"] for r in mine],
+                "digit_accuracy": statistics.mean(digits) if digits else None,
+                "any_block_accuracy": anyb,
+                "per_block": per_block,
+                "unparsable": unparsable,
+                "steps": mine[0]["steps"],
+                "train_s": train_s,
+                "ttft_ms": ttft,
+            }
+        )
     if sweep.published:  # a paper table: the published number beside ours
         add_published(rows, sweep.published)
     task = sweep.task.model_dump() if sweep.task is not None else None
-    return {"task": task, "data": data, "test_seen_in_train": _seen(data),
-            "table": sweep.table, "stand_in": sweep.stand_in is not None,
-            "published": bool(sweep.published),
-            "eval_file": (sweep.data or {}).get("eval") if sweep.task else None,
-            "source": sweep.source,
-            "seeds": sweep.seeds, "expected_runs": len(jobs), "finished_runs": len(runs),
-            "environment": report.environment(), "rows": rows, "runs": runs}
+    return {
+        "task": task,
+        "data": data,
+        "test_seen_in_train": _seen(data),
+        "table": sweep.table,
+        "stand_in": sweep.stand_in is not None,
+        "published": bool(sweep.published),
+        "eval_file": (sweep.data or {}).get("eval") if sweep.task else None,
+        "source": sweep.source,
+        "seeds": sweep.seeds,
+        "expected_runs": len(jobs),
+        "finished_runs": len(runs),
+        "environment": report.environment(),
+        "rows": rows,
+        "runs": runs,
+    }
 
 
 COLUMNS = [
@@ -162,34 +198,51 @@ COLUMNS = [
 def _display(rows: list[dict]) -> list[dict]:
     shown = []
     for r in rows:
-        shown.append({**r, "seed_list": " ".join(f"{100 * a:.1f}" for a in r["seed_accuracies"]),
-                      "per_block_list": " ".join(f"{100 * a:.0f}" for a in r["per_block"])
-                      if r["per_block"] else "-"})
+        shown.append(
+            {
+                **r,
+                "seed_list": " ".join(f"{100 * a:.1f}" for a in r["seed_accuracies"]),
+                "per_block_list": " ".join(f"{100 * a:.0f}" for a in r["per_block"])
+                if r["per_block"]
+                else "-",
+            }
+        )
     return shown
 
 
 def write_summary(summary: dict, out: Path, console: Console | None) -> None:
     """accuracy.json, .md and .png in `out`, and the table on `console`."""
     task = summary["task"]
-    what = (f"task {task['name']} {task.get('options') or ''}".strip() if task
-            else f"data {summary['data']}")
+    what = f"task {task['name']} {task.get('options') or ''}".strip() if task else f"data {summary['data']}"
     if task and summary.get("eval_file"):
         what += f", evaluated on {os.path.relpath(summary['eval_file'])}"
     title = f"Accuracy: {what}"
     if summary.get("table"):
         title = f"{summary['table']}{' (CPU stand-in)' if summary.get('stand_in') else ''}"
-    notes = [f"{summary['finished_runs']} of {summary['expected_runs']} runs finished "
-             f"(seeds {', '.join(map(str, summary['seeds']))}); mean and standard error over "
-             f"seeds. Sweep: {summary['source']}."]
+    notes = [
+        f"{summary['finished_runs']} of {summary['expected_runs']} runs finished "
+        f"(seeds {', '.join(map(str, summary['seeds']))}); mean and standard error over "
+        f"seeds. Sweep: {summary['source']}."
+    ]
     if summary.get("test_seen_in_train") is not None:
-        notes.append(f"Test questions also in the training data: "
-                     f"{100 * summary['test_seen_in_train']:.1f}%.")
+        notes.append(f"Test questions also in the training data: {100 * summary['test_seen_in_train']:.1f}%.")
     columns = COLUMNS + PAPER_COLUMNS if summary.get("published") else COLUMNS
     if summary.get("stand_in"):
-        notes.append("Stand-in run: tiny random models and generated data, to check the "
-                     "pipeline; its accuracies are not comparable with the published ones.")
-    report.publish(out, "accuracy", summary, title, _display(summary["rows"]), columns, notes,
-                   plot if summary["rows"] else None, console)
+        notes.append(
+            "Stand-in run: tiny random models and generated data, to check the "
+            "pipeline; its accuracies are not comparable with the published ones."
+        )
+    report.publish(
+        out,
+        "accuracy",
+        summary,
+        title,
+        _display(summary["rows"]),
+        columns,
+        notes,
+        plot if summary["rows"] else None,
+        console,
+    )
 
 
 def plot(summary: dict, path: Path) -> Path | None:
@@ -199,15 +252,25 @@ def plot(summary: dict, path: Path) -> Path | None:
         return None
     rows = summary["rows"]
     blocky = [r for r in rows if r["per_block"]]
-    fig, axes = plt.subplots(1, 2 if blocky else 1, figsize=(11 if blocky else 6, 4),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, 2 if blocky else 1, figsize=(11 if blocky else 6, 4), squeeze=False)
     ax = axes[0][0]
     xs = range(len(rows))
-    ax.bar(xs, [100 * r["accuracy"] for r in rows],
-           yerr=[100 * (r["stderr"] or 0) for r in rows], capsize=4, color="tab:blue", alpha=0.7)
+    ax.bar(
+        xs,
+        [100 * r["accuracy"] for r in rows],
+        yerr=[100 * (r["stderr"] or 0) for r in rows],
+        capsize=4,
+        color="tab:blue",
+        alpha=0.7,
+    )
     for x, r in zip(xs, rows):
-        ax.scatter([x] * len(r["seed_accuracies"]), [100 * a for a in r["seed_accuracies"]],
-                   color="black", s=12, zorder=3)
+        ax.scatter(
+            [x] * len(r["seed_accuracies"]),
+            [100 * a for a in r["seed_accuracies"]],
+            color="black",
+            s=12,
+            zorder=3,
+        )
     ax.set_xticks(list(xs))
     ax.set_xticklabels([r["method"] for r in rows])
     ax.set_ylabel("final-block accuracy (%)")

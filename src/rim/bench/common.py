@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import torch
 from pydantic import BaseModel
 from transformers import PreTrainedModel
 
+from rim.common.errors import RimInputError
+from rim.common.schema import validate
 from rim.config import ModelConfig, load_config, read_yaml
-from rim.errors import RimInputError
 from rim.methods import METHODS, Method, SpecialIds, make_method
-from rim.modeling import DTYPES
-from rim.schema import validate
+from rim.models.modeling import DTYPES
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 S = TypeVar("S", bound=BaseModel)
 
-# The random model's vocabulary is laid out like `rim.tokenizer`'s: pad, end, <b>, <m>, </b>, then
+# The random model's vocabulary is laid out like `rim.models.tokenizer`'s: pad, end, <b>, <m>, </b>, then
 # plain tokens. Only the ids matter for timing.
 RANDOM_SPECIAL = SpecialIds(open=2, memory=3, close=4, eos=1, pad=0)
 FIRST_PLAIN_ID = 5
@@ -33,14 +36,13 @@ def build_method(name: str, special: SpecialIds, **settings: Any) -> Method:
     """The method `name` with those of `settings` that are its own (e.g. `blocks` for RiM and
     pause, `latent_stages` for Coconut); None values keep the method's defaults."""
     fields = METHODS[name].Config.model_fields
-    return make_method(name, special, **{k: v for k, v in settings.items()
-                                         if k in fields and v is not None})
+    return make_method(name, special, **{k: v for k, v in settings.items() if k in fields and v is not None})
 
 
 # --- settings files ---------------------------------------------------------------------------
 
-def load_settings(cls: type[S], path: str | Path | None, paths: tuple[str, ...] = (),
-                  **given: Any) -> S:
+
+def load_settings(cls: type[S], path: str | Path | None, paths: tuple[str, ...] = (), **given: Any) -> S:
     """Settings `cls` from a YAML mapping (None: the defaults), with `given` values (command-line
     flags) on top. Fields named in `paths` are file paths, resolved relative to the YAML file."""
     raw: dict[str, Any] = {}
@@ -63,6 +65,7 @@ def settings_from_dict(cls: type[S], raw: dict[str, Any], source: str = "<settin
 
 # --- models ------------------------------------------------------------------------------------
 
+
 def model_config(path: str | Path | None) -> ModelConfig:
     """The `model:` section of a config file (a preset under configs/model/); None: the default
     (a 4-layer, d-256 GPT-2 built from scratch)."""
@@ -72,7 +75,7 @@ def model_config(path: str | Path | None) -> ModelConfig:
 
 
 class _Vocabulary:
-    """What `rim.modeling.build_model` reads from a tokenizer: its size and the pad/end ids."""
+    """What `rim.models.modeling.build_model` reads from a tokenizer: its size and the pad/end ids."""
 
     pad_token_id = RANDOM_SPECIAL.pad
     eos_token_id = RANDOM_SPECIAL.eos
@@ -104,7 +107,7 @@ def bench_model(cfg: ModelConfig, dtype: str = "float32", seed: int = 0) -> Benc
     initialised model of `cfg.scratch`."""
     if cfg.name_or_path is None:
         return random_model(cfg, dtype, seed)
-    from rim.modeling import load_model, load_tokenizer, special_ids
+    from rim.models.modeling import load_model, load_tokenizer, special_ids
 
     tok = load_tokenizer(cfg.name_or_path, cfg.gguf_file)
     model = load_model(cfg.name_or_path, tok, cfg.gguf_file, DTYPES[dtype])
@@ -114,20 +117,28 @@ def bench_model(cfg: ModelConfig, dtype: str = "float32", seed: int = 0) -> Benc
 def random_model(cfg: ModelConfig, dtype: str = "float32", seed: int = 0) -> BenchModel:
     """A randomly initialised model of `cfg.scratch` with `cfg.vocab_size` tokens and no
     tokenizer (ids laid out as `RANDOM_SPECIAL`)."""
-    from rim.modeling import build_model
+    from rim.models.modeling import build_model
 
     torch.manual_seed(seed)
     if cfg.vocab_size <= FIRST_PLAIN_ID:
         raise RimInputError(f"vocab_size must be above {FIRST_PLAIN_ID}", source="model.vocab_size")
-    model = build_model(cfg.scratch, _Vocabulary(cfg.vocab_size), cfg.max_length, DTYPES[dtype])
+    vocabulary = cast("PreTrainedTokenizerBase", _Vocabulary(cfg.vocab_size))  # all it reads of one
+    model = build_model(cfg.scratch, vocabulary, cfg.max_length, DTYPES[dtype])
     return BenchModel(model, RANDOM_SPECIAL, (FIRST_PLAIN_ID, cfg.vocab_size), None, "random")
 
 
 def describe_model(model: PreTrainedModel) -> dict[str, Any]:
     """Architecture facts of a model for the results file."""
     config = model.config
-    keys = ("model_type", "num_hidden_layers", "hidden_size", "num_attention_heads",
-            "num_key_value_heads", "intermediate_size", "vocab_size")
+    keys = (
+        "model_type",
+        "num_hidden_layers",
+        "hidden_size",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "intermediate_size",
+        "vocab_size",
+    )
     info = {k: getattr(config, k) for k in keys if isinstance(getattr(config, k, None), (int, str))}
     info["parameters"] = sum(p.numel() for p in model.parameters())
     info["dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")

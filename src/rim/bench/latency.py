@@ -27,7 +27,7 @@ from __future__ import annotations
 import random
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from rich.console import Console
@@ -42,9 +42,9 @@ from rim.bench.common import (
     model_config,
 )
 from rim.bench.settings import LATENCY_PATHS, LatencySettings
-from rim.errors import RimInputError
+from rim.common.errors import RimInputError
 from rim.methods import Method
-from rim.modeling import DTYPES, context_length, torch_device
+from rim.models.modeling import DTYPES, context_length, torch_device
 
 PATH_SETTINGS = LATENCY_PATHS
 
@@ -61,8 +61,7 @@ COLUMNS = [
 ]
 
 
-def run_latency(settings: LatencySettings, out: str | Path,
-                console: Console | None = None) -> dict[str, Any]:
+def run_latency(settings: LatencySettings, out: str | Path, console: Console | None = None) -> dict[str, Any]:
     """Time every method of `settings` at every batch size; write latency.json/.md/.png to `out`."""
     out = Path(out)
     load = report.load_average()
@@ -70,11 +69,19 @@ def run_latency(settings: LatencySettings, out: str | Path,
     if settings.threads:
         torch.set_num_threads(settings.threads)
     bench, blocks, block_size = _load(settings)
-    model = bench.model.to(torch_device(settings.device)).eval()
+    model = bench.model.to(torch_device(settings.device)).eval()  # type: ignore[arg-type]  # @wraps(Module.to) keeps `self`
     latent = settings.latent_stages if settings.latent_stages is not None else blocks
-    built = {name: build_method(name, bench.special, blocks=blocks, block_size=block_size,
-                                thoughts_per_step=settings.thoughts_per_step,
-                                latent_stages=latent) for name in methods}
+    built = {
+        name: build_method(
+            name,
+            bench.special,
+            blocks=blocks,
+            block_size=block_size,
+            thoughts_per_step=settings.thoughts_per_step,
+            latent_stages=latent,
+        )
+        for name in methods
+    }
     settings = _fit_question(settings, model, built)
     pool = _questions(settings, bench, max(settings.batches))
     settings = _fit_chain(settings, model, built, pool)
@@ -83,13 +90,14 @@ def run_latency(settings: LatencySettings, out: str | Path,
     rows = []
     for batch in settings.batches:
         questions = pool[:batch]
-        timings = {name: {"ttft": [], "total": [], "first": []} for name in methods}
+        timings: dict[str, dict[str, list[float]]] = {
+            name: {"ttft": [], "total": [], "first": []} for name in methods
+        }
         last = {}
         for i in range(settings.warmup + settings.repeats):
             for name, method in built.items():
                 before = settings.chain_tokens if method.writes_chain else 0
-                full = method.generate(model, questions, before + settings.answer_tokens,
-                                       ignore_eos=True)
+                full = method.generate(model, questions, before + settings.answer_tokens, ignore_eos=True)
                 ttft = full.ttft_s
                 if before:  # the answer starts after the chain: time a run up to its 1st token
                     ttft = method.generate(model, questions, before + 1, ignore_eos=True).total_s
@@ -103,26 +111,34 @@ def run_latency(settings: LatencySettings, out: str | Path,
             latency = statistics.median(t["total"])
             gen = last[name]
             tokens = statistics.mean(len(ids) for ids in gen.ids)
-            rows.append({
-                "method": name, "batch": batch,
-                "ttft_ms": 1000 * statistics.median(t["ttft"]),
-                "latency_ms": 1000 * latency,
-                "answers_per_s": batch / latency,
-                "forward_passes": gen.forward_passes,
-                "generated_tokens": tokens,
-                "passes_without_token": gen.forward_passes - round(tokens),
-                "prompt_tokens": statistics.mean(len(method.prompt(q)) for q in questions),
-                "first_token_ms": 1000 * statistics.median(t["first"]),
-                "ttft_ms_repeats": [1000 * s for s in t["ttft"]],
-                "latency_ms_repeats": [1000 * s for s in t["total"]],
-            })
+            rows.append(
+                {
+                    "method": name,
+                    "batch": batch,
+                    "ttft_ms": 1000 * statistics.median(t["ttft"]),
+                    "latency_ms": 1000 * latency,
+                    "answers_per_s": batch / latency,
+                    "forward_passes": gen.forward_passes,
+                    "generated_tokens": tokens,
+                    "passes_without_token": gen.forward_passes - round(tokens),
+                    "prompt_tokens": statistics.mean(len(method.prompt(q)) for q in questions),
+                    "first_token_ms": 1000 * statistics.median(t["first"]),
+                    "ttft_ms_repeats": [1000 * s for s in t["ttft"]],
+                    "latency_ms_repeats": [1000 * s for s in t["total"]],
+                }
+            )
     _add_ratios(rows)
 
     result = {
         "device": report.device_description(settings.device),
         "model": {"source": bench.source, **describe_model(model)},
-        "settings": {**settings.model_dump(), "methods": methods, "blocks": blocks,
-                     "block_size": block_size, "latent_stages": latent},
+        "settings": {
+            **settings.model_dump(),
+            "methods": methods,
+            "blocks": blocks,
+            "block_size": block_size,
+            "latent_stages": latent,
+        },
         "environment": report.environment(load),
         "rows": rows,
     }
@@ -132,13 +148,13 @@ def run_latency(settings: LatencySettings, out: str | Path,
 
 def _load(s: LatencySettings) -> tuple[BenchModel, int, int]:
     if s.run is not None:
-        from rim.infer import load_run
+        from rim.inference.infer import load_run
 
         run = load_run(s.run, device="cpu")
-        run.model.to(DTYPES[s.dtype])
+        run.model.to(DTYPES[s.dtype])  # type: ignore[arg-type]  # @wraps(Module.to) keeps `self`
         trained = run.info.method
-        blocks = s.blocks or getattr(trained, "blocks", 8)
-        block_size = s.block_size or getattr(trained, "block_size", 2)
+        blocks = s.blocks or cast(int, getattr(trained, "blocks", 8))
+        block_size = s.block_size or cast(int, getattr(trained, "block_size", 2))
         bench = BenchModel(run.model, run.method.special, (0, len(run.tok)), run.tok, str(s.run))
         return bench, blocks, block_size
     bench = bench_model(model_config(s.model), s.dtype, s.seed)
@@ -149,10 +165,12 @@ def _questions(s: LatencySettings, bench: BenchModel, n: int) -> list[tuple[int,
     """`n` tokenised questions: from `s.data`, or random plain tokens."""
     if s.data is not None:
         if bench.tok is None:
-            raise RimInputError("questions from a data file need a tokenizer: give a trained "
-                                "run or a pretrained model", source=s.data)
+            raise RimInputError(
+                "questions from a data file need a tokenizer: give a trained run or a pretrained model",
+                source=s.data,
+            )
+        from rim.core.encoding import encode
         from rim.data.readers import read_records
-        from rim.encoding import encode
 
         records = read_records(s.data)
         if not records:
@@ -198,12 +216,17 @@ def _check_context(model, methods: dict[str, Method], questions, s: LatencySetti
         longest = max(len(method.prompt(q)) for q in questions)
         need = longest + s.answer_tokens + (s.chain_tokens if method.writes_chain else 0)
         if need > limit:
-            fix = ("pass shorter --question-tokens, --chain-tokens or --answer-tokens, fewer "
-                   "--blocks, or --data with shorter questions" if s.run is not None else
-                   "raise model.max_length in the --model preset, or pass shorter "
-                   "--question-tokens, --chain-tokens or --answer-tokens")
-            raise RimInputError(f"{name} needs {need} positions, more than the model's context "
-                                f"of {limit}: {fix}", source="latency settings")
+            fix = (
+                "pass shorter --question-tokens, --chain-tokens or --answer-tokens, fewer "
+                "--blocks, or --data with shorter questions"
+                if s.run is not None
+                else "raise model.max_length in the --model preset, or pass shorter "
+                "--question-tokens, --chain-tokens or --answer-tokens"
+            )
+            raise RimInputError(
+                f"{name} needs {need} positions, more than the model's context of {limit}: {fix}",
+                source="latency settings",
+            )
 
 
 def _add_ratios(rows: list[dict]) -> None:
@@ -241,14 +264,15 @@ def plot(result: dict, path: Path) -> Path | None:
     batches = list(dict.fromkeys(r["batch"] for r in rows))
     value = {(r["method"], r["batch"]): r for r in rows}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, key, label in ((axes[0], "ttft_ms", "time to first answer token (ms)"),
-                           (axes[1], "answers_per_s", "answers per second")):
+    for ax, key, label in (
+        (axes[0], "ttft_ms", "time to first answer token (ms)"),
+        (axes[1], "answers_per_s", "answers per second"),
+    ):
         series = {f"batch {b}": [value[(m, b)][key] for m in methods] for b in batches}
         report.grouped_bars(ax, methods, series)
         report.log_axis(ax)
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
         ax.legend()
-    fig.suptitle(f"{result['device']}; model {result['model']['parameters'] / 1e6:.1f}M params",
-                 fontsize=9)
+    fig.suptitle(f"{result['device']}; model {result['model']['parameters'] / 1e6:.1f}M params", fontsize=9)
     return report.save_figure(fig, path)

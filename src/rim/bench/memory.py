@@ -7,7 +7,7 @@ states at once: its peak grows by that much. Accelerate keeps every prepared opt
 `Accelerator.free_memory()`, which the trainer now calls after each pass; the `kept` variant
 turns that call into a no-op, which is how the trainer behaved before the release.
 
-Both variants run the real trainer (`rim.run.run_training`) on the same config, each in its own
+Both variants run the real trainer (`rim.training.run.run_training`) on the same config, each in its own
 process so that one's allocations do not hide the other's. Peaks are read at each stage's start
 and end (through the run's `Reporter`) and reset there: on CUDA `torch.cuda.max_memory_allocated`,
 on CPU the process's resident-set high-water mark (`VmHWM`, reset through
@@ -28,8 +28,8 @@ from rich.console import Console
 
 from rim.bench import report
 from rim.bench.settings import MEMORY_PATHS, MemorySettings
-from rim.errors import RimInputError
-from rim.progress import Reporter
+from rim.common.errors import RimInputError
+from rim.common.progress import Reporter
 
 VARIANTS = ("released", "kept")
 MIB = 2**20
@@ -52,11 +52,11 @@ def run_memory(settings: MemorySettings, out: str | Path, console: Console | Non
     if settings.device.startswith("cuda") and not torch.cuda.is_available():
         raise RimInputError("CUDA is not available on this machine", source="device")
     if settings.device == "cpu" and not Path("/proc/self/clear_refs").exists():
-        raise RimInputError("on CPU the peak is read from Linux's /proc/self (not here): use a "
-                            "CUDA device", source="device")
+        raise RimInputError(
+            "on CPU the peak is read from Linux's /proc/self (not here): use a CUDA device", source="device"
+        )
     if settings.device == "cpu" and torch.cuda.is_available():
-        raise RimInputError("the trainer takes the GPU when there is one: use device cuda",
-                            source="device")
+        raise RimInputError("the trainer takes the GPU when there is one: use device cuda", source="device")
     out = Path(out)
     load = report.load_average()
     rows = []
@@ -66,7 +66,8 @@ def run_memory(settings: MemorySettings, out: str | Path, console: Console | Non
         rows.append(_measure_in_a_fresh_process(settings, variant))
     result = {
         "device": report.device_description(settings.device),
-        "measure": "torch.cuda.max_memory_allocated" if settings.device != "cpu"
+        "measure": "torch.cuda.max_memory_allocated"
+        if settings.device != "cpu"
         else "process VmHWM (resident set high-water mark)",
         "settings": settings.model_dump(),
         "environment": report.environment(load),
@@ -79,10 +80,14 @@ def run_memory(settings: MemorySettings, out: str | Path, console: Console | Non
 def _measure_in_a_fresh_process(settings: MemorySettings, variant: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         answer = Path(tmp) / "row.json"
-        code = ("import sys; from rim.bench.memory import measure; "
-                "measure(sys.argv[1], sys.argv[2], sys.argv[3])")
-        proc = subprocess.run([sys.executable, "-c", code, settings.model_dump_json(), variant,
-                               str(answer)], capture_output=True, text=True)
+        code = (
+            "import sys; from rim.bench.memory import measure; measure(sys.argv[1], sys.argv[2], sys.argv[3])"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code, settings.model_dump_json(), variant, str(answer)],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"the {variant} run failed: {proc.stderr.strip()[-2000:]}")
         return json.loads(answer.read_text())
@@ -102,7 +107,7 @@ def measure(settings_json: str, variant: str, answer: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         from transformers import AutoModelForCausalLM
 
-        from rim.run import run_training
+        from rim.training.run import run_training
 
         run_training(config_from_dict(training_config(settings)), Path(tmp) / "run", reporter)
         trained = AutoModelForCausalLM.from_pretrained(Path(tmp) / "run" / "model")
@@ -127,15 +132,25 @@ def training_config(s: MemorySettings) -> dict[str, Any]:
 
     model = model_config(s.model).model_dump()
     if model.get("name_or_path") is not None:
-        raise RimInputError("the memory benchmark builds a model from scratch: give a preset "
-                            "without name_or_path", source=s.model)
+        raise RimInputError(
+            "the memory benchmark builds a model from scratch: give a preset without name_or_path",
+            source=s.model,
+        )
     return {
         "model": {**model, "max_length": min(model["max_length"], 256)},
         "data": {"train": f"gen:chain?n={4 * s.batch_size}&seed={s.seed}&ops={s.blocks}"},
         "method": {"name": "rim", "blocks": s.blocks},
-        "trainer": {"batch_size": s.batch_size, "threads": s.threads, "seed": s.seed,
-                    "mixed_precision": s.precision, "report_to": [], "save_every": None,
-                    "log_every": s.steps, "stage1": {"steps": s.steps}, "stage2": {"steps": s.steps}},
+        "trainer": {
+            "batch_size": s.batch_size,
+            "threads": s.threads,
+            "seed": s.seed,
+            "mixed_precision": s.precision,
+            "report_to": [],
+            "save_every": None,
+            "log_every": s.steps,
+            "stage1": {"steps": s.steps},
+            "stage2": {"steps": s.steps},
+        },
     }
 
 
@@ -157,10 +172,13 @@ class _Meter:
         if self.cuda:
             torch.cuda.synchronize()
             return {"peak": torch.cuda.max_memory_allocated(), "current": torch.cuda.memory_allocated()}
-        status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text()
-                      .splitlines() if ":" in line)
-        return {name: int(status[key].split()[0]) * 1024
-                for name, key in (("peak", "VmHWM"), ("current", "VmRSS"))}
+        status = dict(
+            line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line
+        )
+        return {
+            name: int(status[key].split()[0]) * 1024
+            for name, key in (("peak", "VmHWM"), ("current", "VmRSS"))
+        }
 
 
 class _MarkingReporter(Reporter):
@@ -170,7 +188,8 @@ class _MarkingReporter(Reporter):
 
     def __init__(self, meter: _Meter) -> None:
         super().__init__(enabled=False)
-        self.meter, self.marks = meter, {}
+        self.meter = meter
+        self.marks: dict[str, dict[str, int]] = {}
         self._since = "before stage1"
 
     def _mark(self, until: str) -> None:
@@ -211,9 +230,11 @@ def plot(result: dict, path: Path) -> Path | None:
         return None
     rows = result["rows"]
     fig, ax = plt.subplots(figsize=(5, 4))
-    report.grouped_bars(ax, ["stage 1", "stage 2"],
-                        {f"previous optimizer {r['variant']}":
-                         [r["stage1_peak_mib"], r["stage2_peak_mib"]] for r in rows})
+    report.grouped_bars(
+        ax,
+        ["stage 1", "stage 2"],
+        {f"previous optimizer {r['variant']}": [r["stage1_peak_mib"], r["stage2_peak_mib"]] for r in rows},
+    )
     ax.set_ylabel("peak memory (MiB)")
     ax.set_ylim(0, 1.25 * max(r["stage2_peak_mib"] for r in rows))
     ax.legend(loc="upper center", ncol=2, fontsize=8)

@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import Field
 
 from rim.bench import report
-from rim.schema import Section
+from rim.common.schema import Section
 
 STAGE_SECTIONS = ("stage1", "stage2", "baseline", "coconut", "coconut_final")
 """The trainer sections of the stages (`rim.config.TrainerConfig`)."""
@@ -102,8 +102,13 @@ def stand_in_config(raw: dict[str, Any], spec: StandIn) -> None:
         stage = trainer.get(key)
         trainer[key] = {**(stage if isinstance(stage, dict) else {}), "steps": spec.steps}
     model["dtype"] = "float32"  # bf16 on a CPU is slow (the recipes' dry runs check precision)
-    trainer.update(batch_size=spec.batch_size, grad_accum=1, eval_batch_size=spec.test,
-                   max_new_tokens=spec.max_new_tokens, mixed_precision="no")
+    trainer.update(
+        batch_size=spec.batch_size,
+        grad_accum=1,
+        eval_batch_size=spec.test,
+        max_new_tokens=spec.max_new_tokens,
+        mixed_precision="no",
+    )
     if trainer.get("eval_every") not in (None, "epoch"):
         trainer["eval_every"] = spec.steps
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import platform
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rim.progress import log
+from rim.common.progress import log
 
 
 @dataclass(frozen=True)
@@ -32,19 +32,23 @@ class Column:
 
 def fixed(digits: int) -> Callable[[Any], str]:
     """Format numbers with `digits` decimals (`-` for missing or NaN)."""
+
     def fmt(value: Any) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "-"
         return f"{value:.{digits}f}"
+
     return fmt
 
 
 def percent(digits: int = 1) -> Callable[[Any], str]:
     """Format a fraction as a percentage."""
+
     def fmt(value: Any) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "-"
         return f"{100 * value:.{digits}f}"
+
     return fmt
 
 
@@ -57,15 +61,23 @@ def write_json(path: Path, data: dict) -> Path:
 
 def markdown_table(rows: Sequence[dict], columns: Sequence[Column]) -> str:
     """A GitHub markdown table of `rows`."""
-    lines = ["| " + " | ".join(c.header for c in columns) + " |",
-             "| " + " | ".join("---:" if c.align == "right" else "---" for c in columns) + " |"]
+    lines = [
+        "| " + " | ".join(c.header for c in columns) + " |",
+        "| " + " | ".join("---:" if c.align == "right" else "---" for c in columns) + " |",
+    ]
     for row in rows:
         lines.append("| " + " | ".join(c.fmt(row.get(c.key)) for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(path: Path, title: str, rows: Sequence[dict], columns: Sequence[Column],
-                   notes: Sequence[str] = (), image: str | None = None) -> Path:
+def write_markdown(
+    path: Path,
+    title: str,
+    rows: Sequence[dict],
+    columns: Sequence[Column],
+    notes: Sequence[str] = (),
+    image: str | None = None,
+) -> Path:
     """A markdown file: a title, notes (one paragraph each), the table, the plot if any."""
     parts = [f"# {title}\n"]
     parts += [f"{note}\n" for note in notes]
@@ -87,16 +99,23 @@ def rich_table(title: str, rows: Sequence[dict], columns: Sequence[Column]) -> T
     return table
 
 
-def print_table(console: Console | None, title: str, rows: Sequence[dict],
-                columns: Sequence[Column]) -> None:
+def print_table(console: Console | None, title: str, rows: Sequence[dict], columns: Sequence[Column]) -> None:
     """Print the rich table (no-op without a console)."""
     if console is not None:
         console.print(rich_table(title, rows, columns))
 
 
-def publish(out: Path, name: str, data: dict, title: str, rows: Sequence[dict],
-            columns: Sequence[Column], notes: Sequence[str],
-            plot: Callable[[dict, Path], Path | None] | None, console: Console | None) -> None:
+def publish(
+    out: Path,
+    name: str,
+    data: dict,
+    title: str,
+    rows: Sequence[dict],
+    columns: Sequence[Column],
+    notes: Sequence[str],
+    plot: Callable[[dict, Path], Path | None] | None,
+    console: Console | None,
+) -> None:
     """Write `out/NAME.json` (`data`), `NAME.png` (by `plot`, if given and matplotlib is there)
     and `NAME.md` (title, notes, table, plot); print the table and where the files are."""
     out.mkdir(parents=True, exist_ok=True)
@@ -113,8 +132,7 @@ def pyplot():
     try:
         import matplotlib
     except ImportError:
-        log.warning("matplotlib is not installed (pip install 'reasoning-in-memory[bench]'): "
-                    "no plot written")
+        log.warning("matplotlib is not installed (pip install 'reasoning-in-memory[bench]'): no plot written")
         return None
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
@@ -133,8 +151,12 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-def grouped_bars(ax, groups: Sequence[str], series: dict[str, Sequence[float]],
-                 errors: dict[str, Sequence[float]] | None = None) -> None:
+def grouped_bars(
+    ax,
+    groups: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    errors: Mapping[str, Sequence[float]] | None = None,
+) -> None:
     """Bars of several series side by side for each group (NaN values are left out)."""
     n = max(len(series), 1)
     width = 0.8 / n
@@ -152,8 +174,7 @@ def log_axis(ax) -> None:
 
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25"
-                                               else ""))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
     ax.tick_params(axis="y", which="minor", labelsize=7)
 
 
@@ -185,17 +206,25 @@ def environment(load_at_start: float | None = None) -> dict[str, Any]:
     import torch
     import transformers
 
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "load_average_1m_start": load_at_start, "load_average_1m_end": load_average()}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1m_start": load_at_start,
+        "load_average_1m_end": load_average(),
+    }
 
 
 def load_note(env: dict[str, Any]) -> str:
     """A sentence on the machine's load during a timing (from `environment`)."""
-    return (f"Machine load (1-minute average) {env.get('load_average_1m_start')} at the start, "
-            f"{env.get('load_average_1m_end')} at the end, on {env.get('cpu_count')} CPUs; "
-            f"torch {env.get('torch')}, transformers {env.get('transformers')}.")
+    return (
+        f"Machine load (1-minute average) {env.get('load_average_1m_start')} at the start, "
+        f"{env.get('load_average_1m_end')} at the end, on {env.get('cpu_count')} CPUs; "
+        f"torch {env.get('torch')}, transformers {env.get('transformers')}."
+    )
 
 
 def load_average() -> float | None:

@@ -20,7 +20,7 @@ import yaml
 from rich.console import Console
 
 from rim.bench import report
-from rim.errors import RimInputError
+from rim.common.errors import RimInputError
 
 COLUMNS = [
     report.Column("run", "run", align="left"),
@@ -37,17 +37,18 @@ COLUMNS = [
 ]
 
 
-def compare_runs(runs: Sequence[str | Path], out: str | Path,
-                 console: Console | None = None) -> dict:
+def compare_runs(runs: Sequence[str | Path], out: str | Path, console: Console | None = None) -> dict:
     """Read each run directory's config.yaml, metrics.jsonl and eval.json; write runs.json/.md."""
     rows = [row for run in runs for row in _rows(Path(run))]
-    result = {"runs": [str(r) for r in runs], "rows": rows,
-              "environment": report.environment()}
-    notes = ["examples/s = optimizer steps x effective batch / seconds of the stage (from "
-             "metrics.jsonl); after the first window: the median over the later log windows "
-             "(no warm-up, no compilation)."]
-    report.publish(Path(out), "runs", result, "Training runs side by side", rows, COLUMNS,
-                   notes, plot, console)
+    result = {"runs": [str(r) for r in runs], "rows": rows, "environment": report.environment()}
+    notes = [
+        "examples/s = optimizer steps x effective batch / seconds of the stage (from "
+        "metrics.jsonl); after the first window: the median over the later log windows "
+        "(no warm-up, no compilation)."
+    ]
+    report.publish(
+        Path(out), "runs", result, "Training runs side by side", rows, COLUMNS, notes, plot, console
+    )
     return result
 
 
@@ -58,10 +59,13 @@ def plot(result: dict, path: Path) -> Path | None:
         return None
     rows = result["rows"]
     stages = list(dict.fromkeys(r["stage"] for r in rows))
-    series = {run: [next((r["examples_per_s"] for r in rows
-                          if r["run"] == run and r["stage"] == stage), float("nan"))
-                    for stage in stages]
-              for run in dict.fromkeys(r["run"] for r in rows)}
+    series = {
+        run: [
+            next((r["examples_per_s"] for r in rows if r["run"] == run and r["stage"] == stage), float("nan"))
+            for stage in stages
+        ]
+        for run in dict.fromkeys(r["run"] for r in rows)
+    }
     fig, ax = plt.subplots(figsize=(6, 4))
     report.grouped_bars(ax, stages, series)
     ax.set_ylabel("examples per second (whole stage)")
@@ -86,20 +90,26 @@ def _rows(run: Path) -> list[dict]:
             continue
         batch = stage["plan"]["effective_batch"]
         seconds = logged[-1]["elapsed_s"]  # the stage's window runs from its start
-        windows = [(b["stage_step"] - a["stage_step"]) * batch / (b["elapsed_s"] - a["elapsed_s"])
-                   for a, b in zip(logged, logged[1:]) if b["elapsed_s"] > a["elapsed_s"]]
-        rows.append({
-            "run": run.name,
-            "attention": cfg["model"].get("attn_implementation") or "default",
-            "packing": bool(cfg["trainer"].get("packing")),
-            "stage": stage["stage"],
-            "steps": logged[-1]["stage_step"],
-            "seconds": seconds,
-            "examples_per_s": logged[-1]["stage_step"] * batch / seconds,
-            "steady_examples_per_s": statistics.median(windows) if windows else None,
-            "max_memory_mib": max((m["max_memory_mib"] for m in logged
-                                   if "max_memory_mib" in m), default=None),
-            "last_loss": logged[-1]["loss"],
-            "accuracy": accuracy,
-        })
+        windows = [
+            (b["stage_step"] - a["stage_step"]) * batch / (b["elapsed_s"] - a["elapsed_s"])
+            for a, b in zip(logged, logged[1:])
+            if b["elapsed_s"] > a["elapsed_s"]
+        ]
+        rows.append(
+            {
+                "run": run.name,
+                "attention": cfg["model"].get("attn_implementation") or "default",
+                "packing": bool(cfg["trainer"].get("packing")),
+                "stage": stage["stage"],
+                "steps": logged[-1]["stage_step"],
+                "seconds": seconds,
+                "examples_per_s": logged[-1]["stage_step"] * batch / seconds,
+                "steady_examples_per_s": statistics.median(windows) if windows else None,
+                "max_memory_mib": max(
+                    (m["max_memory_mib"] for m in logged if "max_memory_mib" in m), default=None
+                ),
+                "last_loss": logged[-1]["loss"],
+                "accuracy": accuracy,
+            }
+        )
     return rows

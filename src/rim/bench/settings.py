@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from rim.common.schema import Device, Dtype, Section
 from rim.methods.settings import METHOD_CONFIGS
-from rim.schema import Device, Dtype, Section
 
 
 class LatencySettings(Section):
@@ -140,7 +140,7 @@ class StepSettings(Section):
     """Also time a no-CoT step (question -> answer) against the SFT step of its shape."""
     full_logits: bool = False
     """Time the methods' losses with the logits of every position, as before the LM head ran
-    only at labelled positions (`rim.losses.full_logits`): the "before" of a comparison."""
+    only at labelled positions (`rim.core.losses.full_logits`): the "before" of a comparison."""
 
 
 STEP_PATHS = ("model", "data")

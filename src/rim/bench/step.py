@@ -23,16 +23,16 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from rim import losses
 from rim.bench import report
 from rim.bench.common import describe_model, model_config
 from rim.bench.settings import STEP_PATHS, StepSettings
+from rim.common.errors import RimInputError
+from rim.core import losses
+from rim.core.encoding import encode
+from rim.core.generation import sync
 from rim.data.generators.chain import generate_chain
-from rim.encoding import encode
-from rim.errors import RimInputError
-from rim.generation import sync
 from rim.methods import make_method
-from rim.modeling import torch_device
+from rim.models.modeling import torch_device
 
 TARGET_RATIO = 1.3
 
@@ -82,8 +82,9 @@ def run_step(settings: StepSettings, out: str | Path, console: Console | None = 
             times.append(time.perf_counter() - start)
         collate_ms[name] = 1000 * statistics.median(times)
         layouts[name] = {k: v.to(device) for k, v in batch.items()}
-        layouts[f"sft-{name}"] = {k: v.to(device) for k, v in
-                                  _sft_batch(examples, batch["input_ids"].shape, tok).items()}
+        layouts[f"sft-{name}"] = {
+            k: v.to(device) for k, v in _sft_batch(examples, batch["input_ids"].shape, tok).items()
+        }
         if settings.pack_length:
             packed = m.collate(examples, stage, progress, pack_length=settings.pack_length)
             layouts[f"packed-{name}"] = {k: v.to(device) for k, v in packed.items()}
@@ -92,16 +93,16 @@ def run_step(settings: StepSettings, out: str | Path, console: Console | None = 
         return lambda batch: methods[name.removeprefix("packed-")].loss(model, batch)
 
     def sft_step(batch):
-        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                     labels=batch["input_ids"]).loss
+        return model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["input_ids"]
+        ).loss
 
     timings: dict[str, list[float]] = {name: [] for name in layouts}
     with losses.full_logits() if settings.full_logits else contextlib.nullcontext():
         for i in range(settings.warmup + settings.repeats):
             for name, batch in layouts.items():
                 loss_fn = sft_step if name.startswith("sft-") else method_step(name)
-                seconds = _train_step(model, optimizer, params, loss_fn, batch,
-                                      settings.precision, device)
+                seconds = _train_step(model, optimizer, params, loss_fn, batch, settings.precision, device)
                 if i >= settings.warmup:
                     timings[name].append(seconds)
 
@@ -111,20 +112,29 @@ def run_step(settings: StepSettings, out: str | Path, console: Console | None = 
         rim_ms = 1000 * statistics.median(timings[stage])
         sft_ms = 1000 * statistics.median(timings[f"sft-{stage}"])
         tokens = shape[0] * shape[1]
-        rows.append({
-            "stage": stage, "batch": shape[0], "seq_len": shape[1], "tokens": tokens,
-            "real_tokens": int((layouts[stage]["input_ids"] != method.special.pad).sum()),
-            "rim_ms": rim_ms, "sft_ms": sft_ms, "ratio": rim_ms / sft_ms,
-            "collate_ms": collate_ms[stage],
-            "ratio_with_collate": (rim_ms + collate_ms[stage]) / sft_ms,
-            "rim_tokens_per_s": tokens / rim_ms * 1000, "sft_tokens_per_s": tokens / sft_ms * 1000,
-            "meets_target": rim_ms / sft_ms <= TARGET_RATIO,
-            "real_tokens_per_s": int((layouts[stage]["input_ids"] != method.special.pad).sum())
-            / rim_ms * 1000,
-            **_packed(layouts, timings, stage, method.special.pad, rim_ms),
-            "rim_ms_repeats": [1000 * s for s in timings[stage]],
-            "sft_ms_repeats": [1000 * s for s in timings[f"sft-{stage}"]],
-        })
+        rows.append(
+            {
+                "stage": stage,
+                "batch": shape[0],
+                "seq_len": shape[1],
+                "tokens": tokens,
+                "real_tokens": int((layouts[stage]["input_ids"] != method.special.pad).sum()),
+                "rim_ms": rim_ms,
+                "sft_ms": sft_ms,
+                "ratio": rim_ms / sft_ms,
+                "collate_ms": collate_ms[stage],
+                "ratio_with_collate": (rim_ms + collate_ms[stage]) / sft_ms,
+                "rim_tokens_per_s": tokens / rim_ms * 1000,
+                "sft_tokens_per_s": tokens / sft_ms * 1000,
+                "meets_target": rim_ms / sft_ms <= TARGET_RATIO,
+                "real_tokens_per_s": int((layouts[stage]["input_ids"] != method.special.pad).sum())
+                / rim_ms
+                * 1000,
+                **_packed(layouts, timings, stage, method.special.pad, rim_ms),
+                "rim_ms_repeats": [1000 * s for s in timings[stage]],
+                "sft_ms_repeats": [1000 * s for s in timings[f"sft-{stage}"]],
+            }
+        )
     result = {
         "device": report.device_description(settings.device),
         "model": describe_model(model),
@@ -145,19 +155,26 @@ def _packed(layouts, timings, stage: str, pad: int, rim_ms: float) -> dict:
     ids = layouts[f"packed-{stage}"]["input_ids"]
     ms = 1000 * statistics.median(timings[f"packed-{stage}"])
     real = int((ids != pad).sum())
-    return {"packed_rows": ids.shape[0], "packed_len": ids.shape[1], "packed_ms": ms,
-            "packed_shape": f"{ids.shape[0]} x {ids.shape[1]}",
-            "packed_real_tokens_per_s": real / ms * 1000, "packing_speedup": rim_ms / ms}
+    return {
+        "packed_rows": ids.shape[0],
+        "packed_len": ids.shape[1],
+        "packed_ms": ms,
+        "packed_shape": f"{ids.shape[0]} x {ids.shape[1]}",
+        "packed_real_tokens_per_s": real / ms * 1000,
+        "packing_speedup": rim_ms / ms,
+    }
 
 
 def _setup(s: StepSettings):
     """The model (scratch preset, tokenizer trained on the chains), RiM, tokenised chains."""
-    from rim.modeling import build_model, scratch_tokenizer, special_ids
+    from rim.models.modeling import build_model, scratch_tokenizer, special_ids
 
     cfg = model_config(s.model)
     if cfg.name_or_path is not None:
-        raise RimInputError("the step benchmark builds a model from scratch: give a preset "
-                            "without name_or_path", source=s.model)
+        raise RimInputError(
+            "the step benchmark builds a model from scratch: give a preset without name_or_path",
+            source=s.model,
+        )
     if s.data is not None:
         import random
 
@@ -168,13 +185,13 @@ def _setup(s: StepSettings):
     else:
         records = generate_chain(s.batch_size, seed=s.seed, ops=s.ops)
     torch.manual_seed(s.seed)
-    tok = scratch_tokenizer([t for r in records for t in (r.question, *r.steps, r.answer)],
-                            cfg.vocab_size)
+    tok = scratch_tokenizer([t for r in records for t in (r.question, *r.steps, r.answer)], cfg.vocab_size)
     model = build_model(cfg.scratch, tok, cfg.max_length)
     if s.vocab_size is not None:
         if s.vocab_size < len(tok):
-            raise RimInputError(f"vocab_size {s.vocab_size} is below the tokenizer's {len(tok)}",
-                                source="vocab_size")
+            raise RimInputError(
+                f"vocab_size {s.vocab_size} is below the tokenizer's {len(tok)}", source="vocab_size"
+            )
         model.resize_token_embeddings(s.vocab_size, mean_resizing=False)
     method = make_method("rim", special_ids(tok), blocks=s.blocks, block_size=s.block_size)
     return model, tok, method, [encode(r, tok) for r in records]
@@ -187,13 +204,12 @@ def _sft_batch(examples, shape: torch.Size, tok) -> dict[str, torch.Tensor]:
     for b in range(shape[0]):
         ex = examples[b % len(examples)]
         text = [*ex.question, *ex.cot, tok.eos_token_id]
-        rows.append((text * (shape[1] // len(text) + 1))[:shape[1]])
+        rows.append((text * (shape[1] // len(text) + 1))[: shape[1]])
     ids = torch.tensor(rows, dtype=torch.long)
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 
-def _train_step(model, optimizer, params, loss_fn, batch, precision: str,
-                device: torch.device) -> float:
+def _train_step(model, optimizer, params, loss_fn, batch, precision: str, device: torch.device) -> float:
     """One optimizer step (forward, backward, clip, AdamW); its synchronised seconds."""
     sync(device)
     start = time.perf_counter()
@@ -205,7 +221,6 @@ def _train_step(model, optimizer, params, loss_fn, batch, precision: str,
     optimizer.step()
     sync(device)
     return time.perf_counter() - start
-
 
 
 def _write(result: dict, out: Path, console: Console | None) -> None:
@@ -220,11 +235,17 @@ def _write(result: dict, out: Path, console: Console | None) -> None:
         "SFT: the same [batch, length] of CoT text, 2D causal mask, the model's own loss.",
         f"Step = forward + backward + clip + AdamW; median of {s['repeats']} after "
         f"{s['warmup']} warm-up steps. Target: ratio at most {result['target_ratio']}."
-        + (f" Packed: the same examples in rows of at most {s['pack_length']} tokens, dense "
-           "4D mask." if s["pack_length"] else ""),
+        + (
+            f" Packed: the same examples in rows of at most {s['pack_length']} tokens, dense 4D mask."
+            if s["pack_length"]
+            else ""
+        ),
         f"Vocabulary {result['model'].get('vocab_size', '?')}; the methods' LM head "
-        + ("at every position (full logits, the path before head-only)." if s["full_logits"]
-           else "only at labelled positions (rim.losses); SFT's at every position."),
+        + (
+            "at every position (full logits, the path before head-only)."
+            if s["full_logits"]
+            else "only at labelled positions (rim.core.losses); SFT's at every position."
+        ),
         report.load_note(result["environment"]),
     ]
     report.publish(out, "step", result, title, result["rows"], COLUMNS, notes, plot, console)
@@ -237,12 +258,16 @@ def plot(result: dict, path: Path) -> Path | None:
         return None
     rows = result["rows"]
     fig, ax = plt.subplots(figsize=(6, 4))
-    report.grouped_bars(ax, [f"{r['stage']}\n{r['batch']}x{r['seq_len']}" for r in rows],
-                        {"RiM one pass (4D mask)": [r["rim_ms"] for r in rows],
-                         "SFT (2D causal mask)": [r["sft_ms"] for r in rows]})
+    report.grouped_bars(
+        ax,
+        [f"{r['stage']}\n{r['batch']}x{r['seq_len']}" for r in rows],
+        {
+            "RiM one pass (4D mask)": [r["rim_ms"] for r in rows],
+            "SFT (2D causal mask)": [r["sft_ms"] for r in rows],
+        },
+    )
     for i, r in enumerate(rows):
-        ax.annotate(f"{r['ratio']:.2f}x", (i, max(r["rim_ms"], r["sft_ms"])),
-                    ha="center", va="bottom")
+        ax.annotate(f"{r['ratio']:.2f}x", (i, max(r["rim_ms"], r["sft_ms"])), ha="center", va="bottom")
     ax.set_ylabel("ms per training step")
     ax.set_ylim(0, 1.35 * max(max(r["rim_ms"], r["sft_ms"]) for r in rows))
     ax.legend(loc="upper center", ncol=2, fontsize=8)

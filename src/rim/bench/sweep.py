@@ -32,13 +32,12 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from rim.bench.paper import Published, StandIn, stand_in_config, stand_in_data, with_placeholders
+from rim.bench.paper import Published, StandIn, stand_in_config, with_placeholders
+from rim.common.errors import RimInputError
+from rim.common.schema import Section, validate
 from rim.config import Config, config_from_dict, read_yaml, set_dotted
 from rim.data.generators import GENERATORS
-from rim.data.records import Record
-from rim.errors import RimInputError
 from rim.methods.settings import METHOD_CONFIGS
-from rim.schema import Section, validate
 
 
 class TaskSpec(Section):
@@ -116,8 +115,10 @@ class SweepFile(Section):
     @model_validator(mode="after")
     def _has_data(self) -> SweepFile:
         if self.data is not None and not (self.data.train or self.data.eval and self.task):
-            raise ValueError("'data' needs at least 'train' (and 'eval'), or 'eval' with a "
-                             "'task' that generates the training data")
+            raise ValueError(
+                "'data' needs at least 'train' (and 'eval'), or 'eval' with a "
+                "'task' that generates the training data"
+            )
         return self
 
 
@@ -142,8 +143,7 @@ class Sweep:
     stand_in: StandIn | None = None
     """The stand-in settings when the sweep runs as its stand-in (`--stand-in`), else None."""
 
-    def run_config(self, method: str, seed: int, data: dict[str, str],
-                   runs: str = "<runs>") -> Config:
+    def run_config(self, method: str, seed: int, data: dict[str, str], runs: str = "<runs>") -> Config:
         """The validated config of the run (method, seed); `runs` (OUT/runs) and the seed
         fill the `{runs}` and `{seed}` of the overrides."""
         raw = copy.deepcopy((self.bases or {}).get(method, self.config))
@@ -151,8 +151,9 @@ class Sweep:
         raw["method"] = {k: v for k, v in raw.get("method", {}).items() if k in fields}
         raw["method"]["name"] = method
         for key, value in self.methods[method].items():
-            set_dotted(raw, key, with_placeholders(value, runs, seed), Config,
-                       merge_mapping=True, source=self.source)
+            set_dotted(
+                raw, key, with_placeholders(value, runs, seed), Config, merge_mapping=True, source=self.source
+            )
         if self.stand_in is not None:
             stand_in_config(raw, self.stand_in)
         raw.setdefault("trainer", {})["seed"] = seed
@@ -166,15 +167,25 @@ class Sweep:
         return config_from_dict(raw, source=f"{self.source} [{method}, seed {seed}]")
 
 
-def load_sweep(path: str | Path, methods: list[str] | None = None, seeds: list[int] | None = None,
-               concurrent: int | None = None, threads: int | None = None,
-               stand_in: bool = False) -> Sweep:
+def load_sweep(
+    path: str | Path,
+    methods: list[str] | None = None,
+    seeds: list[int] | None = None,
+    concurrent: int | None = None,
+    threads: int | None = None,
+    stand_in: bool = False,
+) -> Sweep:
     """Read a sweep file; the other arguments (command-line options) override it, `methods`
     choosing some of the sweep's methods; `stand_in` runs the file's `stand_in` instead."""
     path = Path(path)
     raw = read_yaml(path, SweepFile)
-    raw.update({k: v for k, v in (("seeds", seeds), ("concurrent", concurrent),
-                                  ("threads", threads)) if v is not None})
+    raw.update(
+        {
+            k: v
+            for k, v in (("seeds", seeds), ("concurrent", concurrent), ("threads", threads))
+            if v is not None
+        }
+    )
     spec = validate(SweepFile, raw, str(path))
     if isinstance(spec.config, str):
         base = read_yaml(path.parent / spec.config, Config)
@@ -182,25 +193,30 @@ def load_sweep(path: str | Path, methods: list[str] | None = None, seeds: list[i
         base = copy.deepcopy(spec.config)
     data = None
     if spec.data is not None:
-        data = {k: str((path.parent / v).resolve())
-                for k, v in spec.data.model_dump().items() if v is not None}
+        data = {
+            k: str((path.parent / v).resolve()) for k, v in spec.data.model_dump().items() if v is not None
+        }
     if stand_in and spec.stand_in is None:
-        raise RimInputError("--stand-in needs a 'stand_in' section in the sweep file",
-                            source=str(path))
-    bases = {m: read_yaml(path.parent / recipe, Config)
-             for m, recipe in (spec.recipes or {}).items()}
-    return make_sweep(base, spec, data, str(path), methods, bases,
-                      spec.stand_in if stand_in else None)
+        raise RimInputError("--stand-in needs a 'stand_in' section in the sweep file", source=str(path))
+    bases = {m: read_yaml(path.parent / recipe, Config) for m, recipe in (spec.recipes or {}).items()}
+    return make_sweep(base, spec, data, str(path), methods, bases, spec.stand_in if stand_in else None)
 
 
-def make_sweep(base: dict[str, Any], spec: SweepFile, data: dict[str, str] | None, source: str,
-               only: list[str] | None = None, bases: dict[str, dict[str, Any]] | None = None,
-               stand_in: StandIn | None = None) -> Sweep:
+def make_sweep(
+    base: dict[str, Any],
+    spec: SweepFile,
+    data: dict[str, str] | None,
+    source: str,
+    only: list[str] | None = None,
+    bases: dict[str, dict[str, Any]] | None = None,
+    stand_in: StandIn | None = None,
+) -> Sweep:
     """Check the parts of a sweep and every run's config, before anything runs (`bases`: the
     methods' own base configs; `stand_in`: run the sweep as its stand-in)."""
     names = spec.methods if spec.methods is not None else list(METHOD_CONFIGS)
-    methods = ({m: dict(v or {}) for m, v in names.items()} if isinstance(names, dict)
-               else {m: {} for m in names})
+    methods = (
+        {m: dict(v or {}) for m, v in names.items()} if isinstance(names, dict) else {m: {} for m in names}
+    )
     if only:
         missing = [m for m in only if m not in methods]
         if missing:
@@ -212,62 +228,37 @@ def make_sweep(base: dict[str, Any], spec: SweepFile, data: dict[str, str] | Non
     known = {k for m in METHOD_CONFIGS.values() for k in m.model_fields}
     unknown = sorted(set(shared) - known)
     if unknown:
-        raise RimInputError(f"unknown config key 'method.{unknown[0]}' (no method has it)",
-                            source=source)
+        raise RimInputError(f"unknown config key 'method.{unknown[0]}' (no method has it)", source=source)
     given = list(bases.values()) if bases else [base]
-    if spec.task is None and data is None and not stand_in and not all(
-            (b.get("data") or {}).get("train") for b in given):
-        raise RimInputError("the sweep needs a 'task', 'data' or a base config with data.train",
-                            source=source)
+    if (
+        spec.task is None
+        and data is None
+        and not stand_in
+        and not all((b.get("data") or {}).get("train") for b in given)
+    ):
+        raise RimInputError(
+            "the sweep needs a 'task', 'data' or a base config with data.train", source=source
+        )
     missing = [m for m in methods if bases and m not in bases]
     if missing:
         raise RimInputError(f"method {missing[0]!r} has no recipe in 'recipes'", source=source)
-    if any("{runs}" in str(v) for o in methods.values() for v in o.values()) and \
-            spec.concurrent > 1:
-        raise RimInputError("a run that starts from another run ({runs}) needs concurrent: 1",
-                            source=source)
-    sweep = Sweep(base, methods, list(spec.seeds), spec.task, data, spec.concurrent,
-                  spec.threads, source, spec.select, bases or None, spec.table,
-                  spec.published, stand_in)
+    if any("{runs}" in str(v) for o in methods.values() for v in o.values()) and spec.concurrent > 1:
+        raise RimInputError("a run that starts from another run ({runs}) needs concurrent: 1", source=source)
+    sweep = Sweep(
+        base,
+        methods,
+        list(spec.seeds),
+        spec.task,
+        data,
+        spec.concurrent,
+        spec.threads,
+        source,
+        spec.select,
+        bases or None,
+        spec.table,
+        spec.published,
+        stand_in,
+    )
     for m in methods:  # every override must give a valid config before anything runs
         sweep.run_config(m, sweep.seeds[0], data or {"train": "<data>", "eval": "<data>"})
     return sweep
-
-
-def task_records(task: TaskSpec, n: int, seed: int) -> list[Record]:
-    """`n` records of a generated task."""
-    from rim.data.generators import generate
-
-    options = {k: tuple(v) if isinstance(v, list) else v for k, v in task.options.items()}
-    try:
-        return generate(task.name, n, seed, **options)
-    except TypeError as err:
-        raise RimInputError(f"task {task.name!r}: {err}") from None
-
-
-def sweep_data(sweep: Sweep, out: Path) -> dict[str, str]:
-    """Paths of the training and evaluation data (generated once into out/data).
-
-    Files named by the sweep's `data` win; a task generates the rest: the test set from seed + 1,
-    the training set from seed, without the questions of the test set when `disjoint` is true.
-    """
-    if sweep.stand_in is not None:
-        return stand_in_data(sweep.stand_in, out)
-    given = dict(sweep.data or {})
-    task = sweep.task
-    if task is None or "train" in given:
-        return given
-    from rim.data.readers import read_records
-    from rim.data.writers import write_records
-
-    test = Path(given["eval"]) if "eval" in given else out / "data" / "test.jsonl"
-    if not test.is_file():
-        write_records(task_records(task, task.test, task.seed + 1), test)
-    train = out / "data" / "train.jsonl"
-    if not train.is_file():
-        records = task_records(task, task.train, task.seed)
-        if task.disjoint:
-            held_out = {r.question for r in read_records(test)}
-            records = [r for r in records if r.question not in held_out]
-        write_records(records, train)
-    return {**given, "train": str(train.resolve()), "eval": str(test.resolve())}

@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rim.common.errors import RimInputError
+from rim.common.schema import validate
 from rim.config.files import Origins, apply_overrides, merge, origin_of, read_yaml, set_dotted
 from rim.config.schema import Config, DataConfig, ModelConfig, StageConfig, TrainerConfig
-from rim.errors import RimInputError
-from rim.schema import validate
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -48,6 +48,17 @@ def first_difference(old: Any, new: Any, prefix: str = "") -> str:
     return prefix.rstrip(".") or "config"
 
 
-__all__ = ["Config", "DataConfig", "ModelConfig", "StageConfig", "TrainerConfig",
-           "apply_overrides", "config_from_dict", "first_difference", "load_config", "merge", "read_yaml",
-           "set_dotted"]
+__all__ = [
+    "Config",
+    "DataConfig",
+    "ModelConfig",
+    "StageConfig",
+    "TrainerConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "first_difference",
+    "load_config",
+    "merge",
+    "read_yaml",
+    "set_dotted",
+]

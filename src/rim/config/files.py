@@ -15,24 +15,30 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from rim.errors import RimInputError
-from rim.fileio import read_text
-from rim.schema import section_type
+from rim.common.errors import RimInputError
+from rim.common.fileio import read_text
+from rim.common.schema import section_type
 
 Origins = dict[str, str]
 """Where each dotted key was set: `file.yaml:3`, `file.yaml:3 (included from top.yaml)` or
 `command line: key=value`; errors about a key name its origin."""
 
 
-def read_yaml(path: str | Path, schema: type[BaseModel] | None = None,
-              origins: Origins | None = None) -> dict[str, Any]:
+def read_yaml(
+    path: str | Path, schema: type[BaseModel] | None = None, origins: Origins | None = None
+) -> dict[str, Any]:
     """A YAML mapping with its `include:` files merged in (as sections of `schema` merge);
     errors name the file (and line); `origins`, if given, receives where each key was set."""
     return _read_with_includes(Path(path), (), schema, origins)
 
 
-def _read_with_includes(path: Path, seen: tuple[Path, ...], schema: type[BaseModel] | None,
-                        origins: Origins | None, parent: Path | None = None) -> dict[str, Any]:
+def _read_with_includes(
+    path: Path,
+    seen: tuple[Path, ...],
+    schema: type[BaseModel] | None,
+    origins: Origins | None,
+    parent: Path | None = None,
+) -> dict[str, Any]:
     included = f" (included from {parent})" if parent is not None else ""
     if path.is_dir():
         raise RimInputError(f"is a directory, not a config file{included}", source=str(path))
@@ -44,25 +50,36 @@ def _read_with_includes(path: Path, seen: tuple[Path, ...], schema: type[BaseMod
         data = yaml.safe_load(read_text(path)) or {}
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
-        raise RimInputError("malformed YAML", source=str(path),
-                            line=None if line is None else line + 1) from None
+        raise RimInputError(
+            "malformed YAML", source=str(path), line=None if line is None else line + 1
+        ) from None
     if not isinstance(data, dict):
         raise RimInputError("a config file must hold a mapping", source=str(path))
     merged: dict[str, Any] = {}
     includes = data.pop("include", []) or []
     includes = [includes] if isinstance(includes, str) else includes
-    wrong = next((i for i in includes if not isinstance(i, str) or not i.strip()), None) \
-        if isinstance(includes, list) else includes
+    wrong = (
+        next((i for i in includes if not isinstance(i, str) or not i.strip()), None)
+        if isinstance(includes, list)
+        else includes
+    )
     if wrong is not None:
-        raise RimInputError(f"field 'include' must be a file name or a list of file names; "
-                            f"{wrong!r} is not one", source=str(path), field="include")
+        raise RimInputError(
+            f"field 'include' must be a file name or a list of file names; {wrong!r} is not one",
+            source=str(path),
+            field="include",
+        )
     for inc in includes:
         inner: Origins | None = {} if origins is not None else None
-        merge(merged, _read_with_includes(path.parent / inc, seen + (path.resolve(),), schema,
-                                          inner, path), schema)
-        if origins is not None:
-            origins.update({k: v if "included from" in v else f"{v} (included from {path})"
-                            for k, v in inner.items()})
+        merge(
+            merged,
+            _read_with_includes(path.parent / inc, seen + (path.resolve(),), schema, inner, path),
+            schema,
+        )
+        if origins is not None and inner is not None:  # `inner` is a dict exactly when `origins` is
+            origins.update(
+                {k: v if "included from" in v else f"{v} (included from {path})" for k, v in inner.items()}
+            )
     merge(merged, data, schema)
     if origins is not None:
         origins.update(_key_lines(path))
@@ -90,8 +107,12 @@ def merge(into: dict[str, Any], new: dict[str, Any], schema: type[BaseModel] | N
     section naming another `name` than the one before (another method) replaces it whole."""
     for key, value in new.items():
         old = into.get(key)
-        if (isinstance(value, dict) and isinstance(old, dict) and "name" in value
-                and old.get("name", value["name"]) != value["name"]):
+        if (
+            isinstance(value, dict)
+            and isinstance(old, dict)
+            and "name" in value
+            and old.get("name", value["name"]) != value["name"]
+        ):
             into[key] = value
             continue
         sub = _section(schema, key, {**_as_dict(into.get(key)), **_as_dict(value)})
@@ -101,8 +122,14 @@ def merge(into: dict[str, Any], new: dict[str, Any], schema: type[BaseModel] | N
             into[key] = value
 
 
-def set_dotted(raw: dict[str, Any], key: str, value: Any, schema: type[BaseModel] | None = None,
-               merge_mapping: bool = False, source: str = "command line") -> None:
+def set_dotted(
+    raw: dict[str, Any],
+    key: str,
+    value: Any,
+    schema: type[BaseModel] | None = None,
+    merge_mapping: bool = False,
+    source: str = "command line",
+) -> None:
     """Set the dotted `key` (`trainer.stage2.steps`) of a raw config to `value`; with
     `merge_mapping`, a mapping value merges into a section as an included file would."""
     parts = key.split(".")
@@ -118,9 +145,12 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any, schema: type[BaseModel
         node[parts[-1]] = value
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...],
-                    schema: type[BaseModel] | None = None,
-                    origins: Origins | None = None) -> None:
+def apply_overrides(
+    raw: dict[str, Any],
+    overrides: list[str] | tuple[str, ...],
+    schema: type[BaseModel] | None = None,
+    origins: Origins | None = None,
+) -> None:
     """Apply `key=value` overrides (values read as YAML) to a raw config."""
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -129,8 +159,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...],
         try:
             parsed = yaml.safe_load(value)
         except yaml.YAMLError:
-            raise RimInputError(f"override {item!r}: the value is not valid YAML",
-                                source="command line") from None
+            raise RimInputError(
+                f"override {item!r}: the value is not valid YAML", source="command line"
+            ) from None
         set_dotted(raw, key.strip(), parsed, schema)
         if origins is not None:
             origins.update({k: f"command line: {item}" for k in _dotted_keys(key.strip(), parsed)})

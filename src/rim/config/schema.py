@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from rim.common.schema import Dtype, Section
 from rim.data.answers import Checker
 from rim.methods.settings import AnyMethodConfig, RiMConfig
-from rim.schema import Dtype, Section
 
 
 class ModelConfig(Section):
@@ -21,7 +21,8 @@ class ModelConfig(Section):
     gguf_file: str | None = None
     """A GGUF file inside `name_or_path` to load from."""
     scratch: dict[str, Any] = Field(
-        default_factory=lambda: {"model_type": "gpt2", "n_layer": 4, "n_embd": 256, "n_head": 4})
+        default_factory=lambda: {"model_type": "gpt2", "n_layer": 4, "n_embd": 256, "n_head": 4}
+    )
     """transformers config of a model trained from scratch: `model_type` plus its fields
     (replaced whole by a later file or override, not merged)."""
     vocab_size: int = Field(512, ge=8)
@@ -30,7 +31,7 @@ class ModelConfig(Section):
     """Context length of a scratch model."""
     dtype: Dtype = "float32"
     """Weights dtype: float32 to fine-tune fully (bf16 compute is `trainer.mixed_precision`);
-    bfloat16/float16 for the frozen base under `lora` (see `rim.precision`)."""
+    bfloat16/float16 for the frozen base under `lora` (see `rim.training.precision`)."""
     lora: dict[str, Any] | None = None
     """LoRA settings (`r`, `alpha`, `dropout`, `target_modules`); null = full fine-tuning."""
     attn_implementation: Literal["sdpa", "eager", "flex_attention"] | None = None
@@ -86,9 +87,11 @@ class DataConfig(Section):
     @classmethod
     def _no_valid(cls, raw: Any) -> Any:
         if isinstance(raw, dict) and "valid" in raw:
-            raise ValueError("has no 'valid' any more: data.eval is the validation split (it "
-                             "is evaluated during training and selects), data.test the test "
-                             "split (scored once at the end)")
+            raise ValueError(
+                "has no 'valid' any more: data.eval is the validation split (it "
+                "is evaluated during training and selects), data.test the test "
+                "split (scored once at the end)"
+            )
         return raw
 
 
@@ -108,6 +111,14 @@ class StageConfig(Section):
     keep)."""
     optimizer_reset: Literal["stage", "epoch"] = "stage"
     """A fresh AdamW at the start of the stage, or of every epoch (Coconut's recipe)."""
+
+
+_Tracker = Literal["tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive"]
+"""An experiment tracker Accelerate can report to."""
+
+
+def _default_trackers() -> list[_Tracker]:
+    return ["tensorboard"]
 
 
 class TrainerConfig(Section):
@@ -149,8 +160,7 @@ class TrainerConfig(Section):
     """Coconut's final all-latent stage (with `method.final_stage`)."""
     log_every: int = Field(20, ge=1)
     """Log loss and throughput every N optimizer steps."""
-    report_to: list[Literal["tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml",
-                            "dvclive"]] = Field(default_factory=lambda: ["tensorboard"])
+    report_to: list[_Tracker] = Field(default_factory=_default_trackers)
     """Experiment trackers, through Accelerate (each must be installed; [] for none)."""
     eval_batch_size: int = Field(64, ge=1)
     """Questions per batch at evaluation."""
@@ -187,8 +197,9 @@ class TrainerConfig(Section):
     @classmethod
     def _no_keep_best(cls, raw: Any) -> Any:
         if isinstance(raw, dict) and "keep_best" in raw:
-            raise ValueError("has no 'keep_best' any more: set trainer.select to best (on "
-                             "validation) or last")
+            raise ValueError(
+                "has no 'keep_best' any more: set trainer.select to best (on validation) or last"
+            )
         return raw
 
     @model_validator(mode="after")
@@ -219,13 +230,17 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _full_fine_tuning_keeps_fp32(self) -> Config:
-        if (self.model.dtype != "float32" and self.model.lora is None
-                and not self.trainer.allow_low_precision_weights):
+        if (
+            self.model.dtype != "float32"
+            and self.model.lora is None
+            and not self.trainer.allow_low_precision_weights
+        ):
             raise ValueError(
                 f"field 'model.dtype' is {self.model.dtype} under full fine-tuning, where AdamW's "
                 "small updates round away: keep float32 weights with trainer.mixed_precision: "
                 "bf16, freeze them with model.lora, or set "
-                "trainer.allow_low_precision_weights: true")
+                "trainer.allow_low_precision_weights: true"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Literal, get_args
 
-from rim.encoding import COT_SEPARATOR
-from rim.errors import RimInputError
+from rim.common.errors import RimInputError
+from rim.data.records import COT_SEPARATOR
 
 Checker = Literal["exact", "numeric", "sentence", "digits", "bool"]
 CHECKERS: tuple[str, ...] = get_args(Checker)
@@ -85,8 +85,8 @@ def check_answer(prediction: str, gold: str, checker: str = "exact") -> bool:
         pred, ref = _digits_key(prediction), _digits_key(gold)
         return bool(ref) and pred == ref
     if checker == "bool":
-        pred_value, gold_value = parse_bool(prediction), parse_bool(gold)
-        return pred_value is not None and pred_value == gold_value
+        pred_flag, gold_flag = parse_bool(prediction), parse_bool(gold)
+        return pred_flag is not None and pred_flag == gold_flag
     return _collapse(prediction) == _collapse(gold)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rim.errors import RimInputError
+from rim.common.errors import RimInputError
 
 # Names under which the same split is published by different datasets.
 _SPLIT_ALIASES = {
@@ -43,9 +43,7 @@ def load_hf_rows(
         ) from None
     path = Path(name_or_dir)
     try:
-        if path.is_dir() and any(
-            (path / marker).is_file() for marker in ("dataset_dict.json", "state.json")
-        ):
+        if path.is_dir() and any((path / marker).is_file() for marker in ("dataset_dict.json", "state.json")):
             loaded = datasets.load_from_disk(str(path))
         else:
             loaded = datasets.load_dataset(name_or_dir, config, cache_dir=cache_dir)

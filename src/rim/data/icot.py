@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 
+from rim.common.errors import RimInputError
 from rim.data.records import Record
-from rim.errors import RimInputError
 
 ANSWER_MARK = " #### "
 QUESTION_MARK = "||"
@@ -64,14 +64,10 @@ def parse_icot_line(line: str, *, source: str, lineno: int) -> Record:
         )
     question, rest = line.split(QUESTION_MARK)
     if "####" not in rest:
-        raise RimInputError(
-            "malformed iCoT line: no '####' before the answer", source=source, line=lineno
-        )
+        raise RimInputError("malformed iCoT line: no '####' before the answer", source=source, line=lineno)
     cot, answer = rest.rsplit("####", 1)
     if cot and not cot.endswith(" "):
-        raise RimInputError(
-            "malformed iCoT line: expected a space before '####'", source=source, line=lineno
-        )
+        raise RimInputError("malformed iCoT line: expected a space before '####'", source=source, line=lineno)
     if not question.strip():
         raise RimInputError("malformed iCoT line: empty question", source=source, line=lineno)
     if not answer.strip():

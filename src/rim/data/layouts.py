@@ -24,9 +24,9 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+from rim.common.errors import RimInputError
 from rim.data.icot import split_cot
 from rim.data.records import Record, record_from_dict
-from rim.errors import RimInputError
 
 
 def format_number(value: Any) -> str:
@@ -78,9 +78,7 @@ def row_to_record(obj: Any, layout: str, *, source: str, line: int | None = None
             f"unknown layout {layout!r} (known: {', '.join(LAYOUTS)})", source=source
         ) from None
     if not isinstance(obj, dict):
-        raise RimInputError(
-            f"expected a JSON object, got {type(obj).__name__}", source=source, line=line
-        )
+        raise RimInputError(f"expected a JSON object, got {type(obj).__name__}", source=source, line=line)
     record = mapper(obj, source, line)
     if record.origin is None:
         record = replace(record, origin=f"{source}:{line}" if line is not None else source)
@@ -124,8 +122,9 @@ def _coconut(obj: dict[str, Any], source: str, line: int | None) -> Record:
     if "steps" not in row and "cot" in row:
         cot = row.pop("cot")
         # Hugging Face copies store the chain as one string under `cot`; `steps` must be a list.
-        row["steps"] = list(split_cot(str(row.get("question", "")), cot.strip())) if isinstance(
-            cot, str) else cot
+        row["steps"] = (
+            list(split_cot(str(row.get("question", "")), cot.strip())) if isinstance(cot, str) else cot
+        )
     if isinstance(row.get("answer"), int | float) and not isinstance(row.get("answer"), bool):
         row["answer"] = format_number(row["answer"])
     return record_from_dict(row, source=source, line=line)
@@ -137,9 +136,7 @@ def _gsm8k(obj: dict[str, Any], source: str, line: int | None) -> Record:
     if isinstance(solution, int | float) and not isinstance(solution, bool):
         return Record(question, (), format_number(solution), _rest(obj, ("question", "answer")))
     if not isinstance(solution, str) or "####" not in solution:
-        raise RimInputError(
-            "field 'answer' must be a solution ending in '#### n'", source=source, line=line
-        )
+        raise RimInputError("field 'answer' must be a solution ending in '#### n'", source=source, line=line)
     work, answer = solution.rsplit("####", 1)
     if not answer.strip():
         raise RimInputError("empty answer after '####'", source=source, line=line)

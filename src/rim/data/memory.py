@@ -9,13 +9,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rim.common.errors import RimInputError
 from rim.data.readers import rows_to_records
 from rim.data.records import FIELDS, Record
-from rim.errors import RimInputError
 
 
-def records_in(data: Any, name: str, fields: tuple[str, str, str] = FIELDS
-               ) -> tuple[list[Record] | None, str | None]:
+def records_in(
+    data: Any, name: str, fields: tuple[str, str, str] = FIELDS
+) -> tuple[list[Record] | None, str | None]:
     """`(records, source)` of `data`, which a trainer argument `name` holds.
 
     A path or a source string (`gen:...`, `hf:...`) is left to the config: `(None, data)`.
@@ -29,18 +30,22 @@ def records_in(data: Any, name: str, fields: tuple[str, str, str] = FIELDS
     if isinstance(data, str | Path):
         return None, str(data)
     if isinstance(data, Mapping) or type(data).__name__.endswith("DatasetDict"):
-        raise RimInputError("is a mapping (a DatasetDict?): pass one split, e.g. ds['train']",
-                            source=name)
+        raise RimInputError("is a mapping (a DatasetDict?): pass one split, e.g. ds['train']", source=name)
     try:
         rows = list(data)
     except TypeError:
-        raise RimInputError(f"must be a datasets.Dataset, a list of dicts or a path, got "
-                            f"{type(data).__name__}", source=name) from None
+        raise RimInputError(
+            f"must be a datasets.Dataset, a list of dicts or a path, got {type(data).__name__}", source=name
+        ) from None
     if rows and all(isinstance(row, Record) for row in rows):
         records = rows
     else:
-        records = rows_to_records(((dict(row) if isinstance(row, Mapping) else row, None)
-                                   for row in rows), name, indexed=True, fields=fields)
+        records = rows_to_records(
+            ((dict(row) if isinstance(row, Mapping) else row, None) for row in rows),
+            name,
+            indexed=True,
+            fields=fields,
+        )
     return records, f"python:{name} ({len(records)} records, sha256 {fingerprint(records)})"
 
 

@@ -128,7 +128,8 @@ def prosqa_statistics(records: Sequence[Record]) -> dict[str, Any]:
     root to the answer), ``shortest_paths`` (mean number of them), ``steps`` (a Counter of step
     counts), ``min_steps`` and ``max_steps``.
     """
-    nodes, edges, lengths, counts, steps = [], [], [], [], Counter()
+    nodes, edges, lengths, counts = [], [], [], []
+    steps: Counter[int] = Counter()
     for record in records:
         meta = record.meta
         children = children_of(len(meta["idx_to_symbol"]), meta["edges"])

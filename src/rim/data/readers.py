@@ -14,16 +14,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from rim.common.errors import RimInputError
+from rim.common.fileio import read_text
 from rim.data.hf import load_hf_rows
 from rim.data.icot import parse_icot_line
 from rim.data.layouts import LAYOUTS, detect_layout, row_to_record
 from rim.data.records import FIELDS, Record, record_from_dict
-from rim.errors import RimInputError
-from rim.fileio import read_text
 
 CONTAINERS = ("icot", "json", "jsonl", "hf")
 FORMATS = CONTAINERS + LAYOUTS
 HF_PREFIX = "hf:"
+
+
 def read_records(
     path: str | Path,
     format: str | None = None,
@@ -54,8 +56,9 @@ def read_records(
         name = text_path.removeprefix(HF_PREFIX)
         rows = load_hf_rows(name, split=split, config=config, cache_dir=cache_dir)
         source = f"{name}[{split}]"
-        return rows_to_records(((row, i) for i, row in enumerate(rows, 1)), source,
-                               layout=layout, fields=fields)
+        return rows_to_records(
+            ((row, i) for i, row in enumerate(rows, 1)), source, layout=layout, fields=fields
+        )
     path = Path(path)
     if not path.is_file():
         raise RimInputError("data file not found", source=str(path))
@@ -67,9 +70,8 @@ def read_records(
         if layout not in (None, "coconut"):
             raise RimInputError(f"iCoT text cannot hold the {layout!r} layout", source=source)
         return _read_icot(text, source)
-    rows = _iter_json_list(text, source) if container == "json" else _iter_jsonl(text, source)
-    return rows_to_records(rows, source, layout=layout, indexed=container == "json",
-                           fields=fields)
+    numbered = _iter_json_list(text, source) if container == "json" else _iter_jsonl(text, source)
+    return rows_to_records(numbered, source, layout=layout, indexed=container == "json", fields=fields)
 
 
 DATASET_FILES = ("dataset_dict.json", "state.json", "dataset_info.json", "README.md")
@@ -85,10 +87,12 @@ def _is_hf_source(text_path: str) -> bool:
     if not path.is_dir():
         return False
     if any((path / name).is_file() for name in DATASET_FILES) or any(
-            f.suffix in DATA_SUFFIXES for f in path.rglob("*") if f.is_file()):
+        f.suffix in DATA_SUFFIXES for f in path.rglob("*") if f.is_file()
+    ):
         return True
-    raise RimInputError("a directory that holds no dataset (no data files, no "
-                        "save_to_disk layout)", source=text_path)
+    raise RimInputError(
+        "a directory that holds no dataset (no data files, no save_to_disk layout)", source=text_path
+    )
 
 
 def _sniff_container(path: Path, text: str) -> str:
@@ -151,8 +155,12 @@ def _iter_json_list(text: str, source: str) -> Iterator[tuple[Any, int | None]]:
 
 
 def rows_to_records(
-    rows: Iterable[tuple[Any, int | None]], source: str, *, layout: str | None = None,
-    indexed: bool = False, fields: tuple[str, str, str] = FIELDS
+    rows: Iterable[tuple[Any, int | None]],
+    source: str,
+    *,
+    layout: str | None = None,
+    indexed: bool = False,
+    fields: tuple[str, str, str] = FIELDS,
 ) -> list[Record]:
     """`Record`s of parsed rows, each with its line (or None), validated as a file's are; errors
     name `source` and the line (or, `indexed`, the row's index). Rows are mapped by `layout`
@@ -162,8 +170,11 @@ def rows_to_records(
         if layout is None and fields == FIELDS:
             layout = detect_layout(obj)
         try:
-            record = (row_to_record(obj, layout, source=source, line=line) if layout else
-                      record_from_dict(obj, source=source, line=line, fields=fields))
+            record = (
+                row_to_record(obj, layout, source=source, line=line)
+                if layout
+                else record_from_dict(obj, source=source, line=line, fields=fields)
+            )
         except RimInputError as err:
             if not indexed:
                 raise

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rim.errors import RimInputError
+from rim.common.errors import RimInputError
+
+COT_SEPARATOR = "####"
+"""Separates the steps of a chain of thought from its answer: `steps #### answer`."""
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,9 @@ FIELDS = ("question", "steps", "answer")
 """The default names of the question, steps and answer fields of a row."""
 
 
-def record_from_dict(obj: Any, *, source: str, line: int | None = None,
-                     fields: tuple[str, str, str] = FIELDS) -> Record:
+def record_from_dict(
+    obj: Any, *, source: str, line: int | None = None, fields: tuple[str, str, str] = FIELDS
+) -> Record:
     """Validate a parsed JSON object and turn it into a `Record`.
 
     `fields` names the question, steps and answer fields (columns) of `obj`. Raises
@@ -56,8 +60,7 @@ def record_from_dict(obj: Any, *, source: str, line: int | None = None,
         raise RimInputError(f"record has no '{steps_key}' field", source=source, line=line)
     steps = obj.get(steps_key, [])
     if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
-        raise RimInputError(f"field '{steps_key}' must be a list of strings", source=source,
-                            line=line)
+        raise RimInputError(f"field '{steps_key}' must be a list of strings", source=source, line=line)
     meta = {k: v for k, v in obj.items() if k not in fields}
     origin = f"{source}:{line}" if line is not None else source
     return Record(obj[question_key], tuple(steps), obj[answer_key], meta=meta, origin=origin)

@@ -13,10 +13,10 @@ from typing import Any
 
 import yaml
 
+from rim.common.errors import RimInputError
 from rim.data.generators import generate
 from rim.data.readers import read_records
 from rim.data.records import Record
-from rim.errors import RimInputError
 
 
 def load_records(source: str | Path, **options: Any) -> list[Record]:
@@ -51,8 +51,7 @@ def generated_records(source: str) -> list[Record]:
         raise RimInputError(str(err), source=source) from None
 
 
-def generate_excluding(task: str, n: int, seed: int, held_out: set[str],
-                       **options: Any) -> list[Record]:
+def generate_excluding(task: str, n: int, seed: int, held_out: set[str], **options: Any) -> list[Record]:
     """`n` records of `task` from `seed` whose questions are not in `held_out`: the first `n`
     such of a run of the generator, lengthened (deterministically) until it has them."""
     size = n
@@ -61,5 +60,6 @@ def generate_excluding(task: str, n: int, seed: int, held_out: set[str],
         if len(kept) >= n:
             return kept[:n]
         size = 2 * size + len(held_out)
-    raise RimInputError(f"could not generate {n} records whose questions are not held out "
-                        f"({len(held_out)} held out)")
+    raise RimInputError(
+        f"could not generate {n} records whose questions are not held out ({len(held_out)} held out)"
+    )

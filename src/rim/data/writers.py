@@ -9,10 +9,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from rim.common.errors import RimInputError
+from rim.common.outputs import follow_umask
 from rim.data.icot import format_icot_line
 from rim.data.records import Record
-from rim.errors import RimInputError
-from rim.outputs import follow_umask
 
 WRITE_FORMATS = ("jsonl", "json", "icot")
 _SUFFIX_FORMATS = {".jsonl": "jsonl", ".json": "json", ".txt": "icot"}
@@ -39,9 +39,12 @@ def output_format(path: str | Path, given: str | None = None) -> str:
     implied = _SUFFIX_FORMATS.get(Path(path).suffix)
     if implied is not None and implied != given:
         suffix = next(s for s, f in _SUFFIX_FORMATS.items() if f == given)
-        raise RimInputError(f"--format {given} does not match the suffix {Path(path).suffix} "
-                            f"(read back as {implied}): name the file *{suffix} or leave out "
-                            "--format", source=str(path))
+        raise RimInputError(
+            f"--format {given} does not match the suffix {Path(path).suffix} "
+            f"(read back as {implied}): name the file *{suffix} or leave out "
+            "--format",
+            source=str(path),
+        )
     return given
 
 

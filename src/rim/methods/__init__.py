@@ -10,21 +10,20 @@ The settings load without torch (configs, `rim config`, the CLI's parser); the m
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from rim.common.schema import validate
 from rim.methods.settings import (
     METHOD_CONFIGS,
     AnyMethodConfig,
     BlockConfig,
     MethodConfig,
 )
-from rim.schema import validate
 
 if TYPE_CHECKING:
     from rim.methods.base import Method, SegmentMethod, SpecialIds
 
-_LAZY = {"Method": "rim.methods.base", "SegmentMethod": "rim.methods.base",
-         "SpecialIds": "rim.methods.base"}
+_LAZY = {"Method": "rim.methods.base", "SegmentMethod": "rim.methods.base", "SpecialIds": "rim.methods.base"}
 
 
 def __getattr__(name: str) -> Any:
@@ -36,8 +35,14 @@ def __getattr__(name: str) -> Any:
         from rim.methods.rim import RiM
         from rim.methods.sft import CoT, NoCoT
 
-        methods: dict[str, type] = {"nocot": NoCoT, "cot": CoT, "pause": Pause, "rim": RiM,
-                                    "coconut": Coconut, "icot": ICoT}
+        methods: dict[str, type] = {
+            "nocot": NoCoT,
+            "cot": CoT,
+            "pause": Pause,
+            "rim": RiM,
+            "coconut": Coconut,
+            "icot": ICoT,
+        }
         """Every method by name (baselines first: the order of benchmark tables)."""
         globals()["METHODS"] = methods
         return methods
@@ -58,13 +63,15 @@ def _methods() -> dict[str, type]:
 
 def method_config(name: str, source: str = "<method>", **settings: Any) -> MethodConfig:
     """Validated settings of the method called `name`."""
-    from rim.errors import RimInputError
+    from rim.common.errors import RimInputError
 
     methods = _methods()
     if name not in methods:
-        raise RimInputError(f"field 'method.name' must be one of {', '.join(methods)}, got "
-                            f"{name!r}", source=source)
-    return validate(methods[name].Config, {"name": name, **settings}, source, prefix="method.")
+        raise RimInputError(
+            f"field 'method.name' must be one of {', '.join(methods)}, got {name!r}", source=source
+        )
+    config_type = cast("type[Method]", methods[name]).Config
+    return validate(config_type, {"name": name, **settings}, source, prefix="method.")
 
 
 def make_method(config: MethodConfig | str, special: SpecialIds, **settings: Any) -> Method:
@@ -82,5 +89,16 @@ def method_plan(config: MethodConfig) -> Method:
     return make_method(config, SpecialIds(0, 1, 2, 3, 4))
 
 
-__all__ = ["METHODS", "METHOD_CONFIGS", "AnyMethodConfig", "BlockConfig", "Method", "MethodConfig",
-           "SegmentMethod", "SpecialIds", "make_method", "method_config", "method_plan"]
+__all__ = [
+    "METHODS",
+    "METHOD_CONFIGS",
+    "AnyMethodConfig",
+    "BlockConfig",
+    "Method",
+    "MethodConfig",
+    "SegmentMethod",
+    "SpecialIds",
+    "make_method",
+    "method_config",
+    "method_plan",
+]

@@ -16,13 +16,13 @@ from typing import ClassVar, Protocol
 import torch
 from transformers import PreTrainedModel
 
+from rim.core.encoding import Example
+from rim.core.generation import Generation, greedy_generate
+from rim.core.losses import weighted_readout_loss
+from rim.core.segments import Segment, collate, pack, pack_rows
 from rim.data.answers import answer_part
-from rim.encoding import Example
-from rim.generation import Generation, greedy_after_prefixes, greedy_generate
-from rim.losses import weighted_readout_loss
-from rim.methods.settings import BlockConfig, MethodConfig
+from rim.methods.settings import MethodConfig
 from rim.methods.stepping import StageSchedule
-from rim.segments import Segment, collate, pack, pack_rows
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,13 @@ class Method(Protocol):
         """Positions the inference input takes before the first generated token."""
         ...
 
-    def generate(self, model: PreTrainedModel, questions: list[tuple[int, ...]],
-                 max_new_tokens: int, ignore_eos: bool = False) -> Generation:
+    def generate(
+        self,
+        model: PreTrainedModel,
+        questions: list[tuple[int, ...]],
+        max_new_tokens: int,
+        ignore_eos: bool = False,
+    ) -> Generation:
         """Greedy answers (token ids) to tokenised questions, batched; `ignore_eos` generates
         exactly `max_new_tokens` (benchmarks)."""
         ...
@@ -150,7 +155,7 @@ class SegmentMethod(StageSchedule):
     config: MethodConfig
     stages: tuple[str, ...] = ("baseline",)
     raises_dropout: tuple[str, ...] = ()
-    writes_chain: bool = False
+    writes_chain: ClassVar[bool] = False
     supports_packing: bool = True
     serves_plain: bool = True
     """A plain `generate` on the prompt answers as trained (not so for Coconut's thoughts)."""
@@ -195,8 +200,14 @@ class SegmentMethod(StageSchedule):
     def prompt_length(self, question: tuple[int, ...]) -> int:
         return len(self.prompt(question))
 
-    def collate(self, batch: list[Example], stage: str, fraction: float,
-                pack_length: int | None = None, sparse: bool = False) -> dict[str, torch.Tensor]:
+    def collate(
+        self,
+        batch: list[Example],
+        stage: str,
+        fraction: float,
+        pack_length: int | None = None,
+        sparse: bool = False,
+    ) -> dict[str, torch.Tensor]:
         """The batch, one example per row; with `pack_length`, examples packed into rows of at
         most that many tokens (`segments.pack_rows`), and `examples` their number; with
         `sparse`, the attention rule for FlexAttention instead of a dense mask."""
@@ -209,58 +220,34 @@ class SegmentMethod(StageSchedule):
 
     def loss(self, model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if "segment_ids" in batch:  # FlexAttention
-            from rim.flex import block_mask
+            from rim.core.flex import block_mask
 
             mask = block_mask(batch)
         else:
             mask = batch["attention_mask"]
-        inputs = {"input_ids": batch["input_ids"], "attention_mask": mask,
-                  "position_ids": batch["position_ids"]}
+        inputs = {
+            "input_ids": batch["input_ids"],
+            "attention_mask": mask,
+            "position_ids": batch["position_ids"],
+        }
         examples = int(batch["examples"]) if "examples" in batch else None
         return weighted_readout_loss(model, inputs, batch["labels"], batch["weights"], examples)
 
     def tokens(self, batch: dict[str, torch.Tensor]) -> int:
         return int(batch["tokens"])
 
-    def generate(self, model: PreTrainedModel, questions: list[tuple[int, ...]],
-                 max_new_tokens: int, ignore_eos: bool = False) -> Generation:
+    def generate(
+        self,
+        model: PreTrainedModel,
+        questions: list[tuple[int, ...]],
+        max_new_tokens: int,
+        ignore_eos: bool = False,
+    ) -> Generation:
         prompts = [self.prompt(q) for q in questions]
-        return greedy_generate(model, prompts, self.special.pad, self.special.eos, max_new_tokens,
-                               ignore_eos)
+        return greedy_generate(model, prompts, self.special.pad, self.special.eos, max_new_tokens, ignore_eos)
 
     def answer_text(self, text: str) -> str:
         return answer_part(text, chain=self.writes_chain)
-
-
-class BlockMethod(SegmentMethod):
-    """A segment method whose prompt is the question and K memory blocks; prompts and answers
-    can use fewer blocks (`blocks=k`) to read the answer after block k."""
-
-    config: BlockConfig
-
-    @property
-    def blocks(self) -> int:
-        return self.config.blocks
-
-    def prompt(self, question: tuple[int, ...], blocks: int | None = None) -> list[int]:
-        n = self.config.blocks if blocks is None else blocks
-        return list(question) + list(self.special.block(self.config.block_size)) * n
-
-    def generate(self, model: PreTrainedModel, questions: list[tuple[int, ...]],
-                 max_new_tokens: int, ignore_eos: bool = False,
-                 blocks: int | None = None) -> Generation:
-        prompts = [self.prompt(q, blocks) for q in questions]
-        return greedy_generate(model, prompts, self.special.pad, self.special.eos, max_new_tokens,
-                               ignore_eos)
-
-    def generate_every_block(self, model: PreTrainedModel, questions: list[tuple[int, ...]],
-                             max_new_tokens: int) -> list[Generation]:
-        """The answers after block 1, 2, .., K, from one prefill of question + K blocks."""
-        size = len(self.special.block(self.config.block_size))
-        k_max = self.config.blocks
-        return greedy_after_prefixes(model, [self.prompt(q) for q in questions],
-                                     [(k_max - k) * size for k in range(1, k_max + 1)],
-                                     self.special.pad, self.special.eos, max_new_tokens)
 
 
 def chain_answer(text: str) -> str:
@@ -269,18 +256,6 @@ def chain_answer(text: str) -> str:
     return answer_part(text, chain=True)
 
 
-def question_and_blocks(
-    question: tuple[int, ...], n_blocks: int, special: SpecialIds, block_size: int
-) -> list[Segment]:
-    """Question segment then `n_blocks` memory blocks, each seeing the question and earlier blocks."""
-    segs = [Segment(question, kind="question")]
-    block = special.block(block_size)
-    for k in range(1, n_blocks + 1):
-        segs.append(Segment(block, sees=tuple(range(k)), kind="block", block=k))
-    return segs
-
-
 def readout(ids: tuple[int, ...], n_blocks: int, weight: float, eos: int, kind: str) -> Segment:
     """A readout after `n_blocks` blocks: sees the question (segment 0) and blocks 1..n_blocks."""
-    return Segment(ids, sees=tuple(range(n_blocks + 1)), weight=weight, end_id=eos, kind=kind,
-                   block=n_blocks)
+    return Segment(ids, sees=tuple(range(n_blocks + 1)), weight=weight, end_id=eos, kind=kind, block=n_blocks)

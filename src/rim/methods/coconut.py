@@ -52,13 +52,14 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedModel
 
-from rim.encoding import Example
-from rim.generation import Generation, cache_keyword, continue_greedy, left_pad, returned_cache, sync
-from rim.losses import mean_readout_loss
+from rim.core.encoding import Example
+from rim.core.generation import Generation, cache_keyword, continue_greedy, left_pad, returned_cache, sync
+from rim.core.losses import mean_readout_loss
+from rim.core.segments import IGNORE
+from rim.core.thoughts import think
 from rim.methods.base import SpecialIds, chain_answer
 from rim.methods.settings import CoconutConfig
 from rim.methods.stepping import StageSchedule
-from rim.segments import IGNORE
 
 STAGE_PREFIX = "coconut"
 FINAL_STAGE = "coconut-final"
@@ -72,17 +73,6 @@ class CoconutSequence:
     prefix: tuple[int, ...]
     thoughts: int
     text: tuple[int, ...]
-
-
-@dataclass
-class Thinking:
-    """The result of the prefix and thought passes: the last model output (its cache holds every
-    position so far), the hidden states fed back as thoughts ([batch, hidden] each) and the
-    number of forward passes."""
-
-    out: object
-    thoughts: list[torch.Tensor]
-    passes: int
 
 
 @dataclass(frozen=True)
@@ -115,8 +105,7 @@ class Coconut(StageSchedule):
     @property
     def stages(self) -> tuple[str, ...]:
         """`coconut0` (CoT with an empty `<b></b>`) .. `coconut{latent_stages}` [, `coconut-final`]."""
-        latent = tuple(f"{STAGE_PREFIX}{k}"
-                       for k in range(self.config.first_stage, self.latent_stages + 1))
+        latent = tuple(f"{STAGE_PREFIX}{k}" for k in range(self.config.first_stage, self.latent_stages + 1))
         return (*latent, FINAL_STAGE) if self.config.final_stage else latent
 
     def stage_index(self, stage: str) -> int:
@@ -150,9 +139,11 @@ class Coconut(StageSchedule):
         """The training sequence of `ex` at `stage`."""
         k = self.stage_index(stage)
         removed = len(ex.steps) if stage == FINAL_STAGE else k
-        return CoconutSequence(prefix=(*ex.question, self.special.open),
-                               thoughts=k * self.thoughts_per_step,
-                               text=remaining_chain(ex, removed))
+        return CoconutSequence(
+            prefix=(*ex.question, self.special.open),
+            thoughts=k * self.thoughts_per_step,
+            text=remaining_chain(ex, removed),
+        )
 
     def sequence_length(self, ex: Example, stage: str) -> int:
         """Positions the training sequence of `ex` at `stage` takes (thoughts included)."""
@@ -178,11 +169,16 @@ class Coconut(StageSchedule):
         """Mean NLL of the text after `</b>`: prefix pass, thought passes, then `</b>` + text."""
         start = int(batch["prefix_len"]) + int(batch["thoughts"])
         mask, positions = batch["attention_mask"], batch["position_ids"]
-        thinking = think(model, batch["input_ids"][:, :int(batch["prefix_len"])], mask, positions,
-                         int(batch["thoughts"]))
-        inputs = {"input_ids": batch["input_ids"][:, start:], "attention_mask": mask,
-                  "position_ids": positions[:, start:], "use_cache": True,
-                  cache_keyword(model): returned_cache(thinking.out)}
+        thinking = think(
+            model, batch["input_ids"][:, : int(batch["prefix_len"])], mask, positions, int(batch["thoughts"])
+        )
+        inputs = {
+            "input_ids": batch["input_ids"][:, start:],
+            "attention_mask": mask,
+            "position_ids": positions[:, start:],
+            "use_cache": True,
+            cache_keyword(model): returned_cache(thinking.out),
+        }
         return mean_readout_loss(model, inputs, batch["labels"][:, start:])
 
     def prompt(self, question: tuple[int, ...]) -> list[int]:
@@ -194,9 +190,14 @@ class Coconut(StageSchedule):
         return chain_answer(text)
 
     @torch.inference_mode()
-    def generate(self, model: PreTrainedModel, questions: list[tuple[int, ...]],
-                 max_new_tokens: int, ignore_eos: bool = False,
-                 latent_stages: int | None = None) -> Generation:
+    def generate(
+        self,
+        model: PreTrainedModel,
+        questions: list[tuple[int, ...]],
+        max_new_tokens: int,
+        ignore_eos: bool = False,
+        latent_stages: int | None = None,
+    ) -> Generation:
         """Greedy `steps #### answer` after c x `latent_stages` thoughts (default: the config's).
 
         `forward_passes` counts the prefill, every thought, `</b>` and each decoding step;
@@ -210,15 +211,19 @@ class Coconut(StageSchedule):
         start = time.perf_counter()
         thinking = think(model, ids, mask, positions, n)
         close = torch.full_like(ids[:, :1], self.special.close)
-        out = model(input_ids=close, attention_mask=mask, position_ids=positions[:, -1:],
-                    use_cache=True, logits_to_keep=1,
-                    **{cache_keyword(model): returned_cache(thinking.out)})
+        out = model(
+            input_ids=close,
+            attention_mask=mask,
+            position_ids=positions[:, -1:],
+            use_cache=True,
+            logits_to_keep=1,
+            **{cache_keyword(model): returned_cache(thinking.out)},
+        )
         token = out.logits[:, -1].argmax(-1)
         sync(device)
         ttft = time.perf_counter() - start
         eos = -1 if ignore_eos else self.special.eos
-        rows, steps = continue_greedy(model, out, token, mask, positions[:, -1:] + 1, eos,
-                                      max_new_tokens)
+        rows, steps = continue_greedy(model, out, token, mask, positions[:, -1:] + 1, eos, max_new_tokens)
         sync(device)
         return Generation(rows, ttft, time.perf_counter() - start, thinking.passes + 1 + steps)
 
@@ -226,10 +231,12 @@ class Coconut(StageSchedule):
 def remaining_chain(ex: Example, k: int) -> tuple[int, ...]:
     """The CoT chain without its first k steps: steps k+1..T then ` #### answer`."""
     removed = tuple(itertools.chain.from_iterable(ex.steps[:k]))
-    if ex.cot[:len(removed)] != removed:
-        raise ValueError("the tokenised CoT chain does not start with the tokens of its steps "
-                         "(the tokenizer merges across step boundaries)")
-    return ex.cot[len(removed):]
+    if ex.cot[: len(removed)] != removed:
+        raise ValueError(
+            "the tokenised CoT chain does not start with the tokens of its steps "
+            "(the tokenizer merges across step boundaries)"
+        )
+    return ex.cot[len(removed) :]
 
 
 def collate_sequences(seqs: list[CoconutSequence], special: SpecialIds) -> dict[str, torch.Tensor]:
@@ -246,32 +253,16 @@ def collate_sequences(seqs: list[CoconutSequence], special: SpecialIds) -> dict[
     for b, s in enumerate(seqs):
         suffix = (special.close, *s.text)
         end = width + n + len(suffix)
-        ids[b, width - len(s.prefix):width] = torch.tensor(s.prefix)
-        ids[b, width:width + n] = special.memory
-        ids[b, width + n:end] = torch.tensor(suffix)
-        mask[b, width - len(s.prefix):end] = 1
-        labels[b, width + n:end] = torch.tensor((*s.text, special.eos))
-    return {"input_ids": ids, "attention_mask": mask,
-            "position_ids": (mask.cumsum(-1) - 1).clamp(min=0), "labels": labels,
-            "prefix_len": torch.tensor(width), "thoughts": torch.tensor(n)}
-
-
-def think(model: PreTrainedModel, prefix_ids: torch.Tensor, mask: torch.Tensor,
-          positions: torch.Tensor, n: int) -> Thinking:
-    """Prefill the left-padded `prefix_ids` [B, P], then run `n` thought passes on the KV cache.
-
-    Thought i sits at column P+i: its input embedding is the last hidden state of column P+i-1.
-    `mask` and `positions` cover at least the P+n columns (later columns are ignored)."""
-    width = prefix_ids.shape[1]
-    cache_arg = cache_keyword(model)
-    out = model(input_ids=prefix_ids, attention_mask=mask[:, :width],
-                position_ids=positions[:, :width], use_cache=True, output_hidden_states=n > 0,
-                logits_to_keep=1)
-    thoughts = []
-    for col in range(width, width + n):
-        thoughts.append(out.hidden_states[-1][:, -1])
-        out = model(inputs_embeds=thoughts[-1][:, None], attention_mask=mask[:, :col + 1],
-                    position_ids=positions[:, col:col + 1], use_cache=True,
-                    output_hidden_states=col + 1 < width + n, logits_to_keep=1,
-                    **{cache_arg: returned_cache(out)})
-    return Thinking(out, thoughts, 1 + n)
+        ids[b, width - len(s.prefix) : width] = torch.tensor(s.prefix)
+        ids[b, width : width + n] = special.memory
+        ids[b, width + n : end] = torch.tensor(suffix)
+        mask[b, width - len(s.prefix) : end] = 1
+        labels[b, width + n : end] = torch.tensor((*s.text, special.eos))
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "position_ids": (mask.cumsum(-1) - 1).clamp(min=0),
+        "labels": labels,
+        "prefix_len": torch.tensor(width),
+        "thoughts": torch.tensor(n),
+    }

@@ -34,12 +34,12 @@ import math
 import random
 import zlib
 from dataclasses import dataclass, field, replace
-from typing import ClassVar
+from typing import ClassVar, cast
 
-from rim.encoding import Example
+from rim.core.encoding import Example
+from rim.core.segments import Segment
 from rim.methods.base import SegmentMethod, SpecialIds, chain_answer, readout
 from rim.methods.settings import ICoTConfig
-from rim.segments import Segment
 
 STAGE = "icot"
 
@@ -129,15 +129,18 @@ class ICoT(SegmentMethod):
     def target_at(self, ex: Example, removed: float) -> tuple[int, ...]:
         """The readout with the first `removed` chain tokens gone (all of them for inf)."""
         chain = tuple(itertools.chain.from_iterable(ex.steps))
-        if ex.cot[:len(chain)] != chain:
-            raise ValueError("the tokenised CoT chain does not start with the tokens of its steps "
-                             "(the tokenizer merges across step boundaries)")
-        return ex.cot[min(len(chain), removed):] if removed != math.inf else ex.cot[len(chain):]
+        if ex.cot[: len(chain)] != chain:
+            raise ValueError(
+                "the tokenised CoT chain does not start with the tokens of its steps "
+                "(the tokenizer merges across step boundaries)"
+            )
+        if removed == math.inf:
+            return ex.cot[len(chain) :]
+        return ex.cot[min(len(chain), cast(int, removed)) :]  # a finite count is an int
 
     def layout(self, ex: Example, stage: str, fraction: float) -> list[Segment]:
         target = self.target_at(ex, self.removed(ex, fraction))
-        return [Segment(ex.question, kind="question"),
-                readout(target, 0, 1.0, self.special.eos, "answer")]
+        return [Segment(ex.question, kind="question"), readout(target, 0, 1.0, self.special.eos, "answer")]
 
     def prompt(self, question: tuple[int, ...]) -> list[int]:
         return list(question)
@@ -154,10 +157,12 @@ class ICoT(SegmentMethod):
         """The removal schedule in words, with the counts of the first epochs."""
         c = self.config
         beyond = c.remove_all_when_remove_beyond
-        text = (f"CoT tokens removed from the left: {c.remove_start_from} + {c.remove_per_epoch:g}"
-                f"/epoch, all from {beyond if beyond is not None else 'never'}; offset "
-                f"lambda {c.removal_smoothing_lambda:g} (0..{c.max_offset}); new AdamW "
-                f"{'when the count grows' if c.reset_optimizer else 'per stage'}")
+        text = (
+            f"CoT tokens removed from the left: {c.remove_start_from} + {c.remove_per_epoch:g}"
+            f"/epoch, all from {beyond if beyond is not None else 'never'}; offset "
+            f"lambda {c.removal_smoothing_lambda:g} (0..{c.max_offset}); new AdamW "
+            f"{'when the count grows' if c.reset_optimizer else 'per stage'}"
+        )
         if self.plan is None:
             return text
         spe = self.plan.steps_per_epoch

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rim.encoding import Example
-from rim.methods.base import BlockMethod, SpecialIds, question_and_blocks, readout
+from rim.core.encoding import Example
+from rim.core.segments import Segment
+from rim.methods.base import SpecialIds, readout
+from rim.methods.blocks import BlockMethod, question_and_blocks
 from rim.methods.rim import refinement
 from rim.methods.settings import PauseConfig
-from rim.segments import Segment
 
 
 @dataclass(frozen=True)

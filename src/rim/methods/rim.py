@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rim.curriculum import answer_weights, fading_progress, fading_weight
-from rim.encoding import Example
-from rim.methods.base import BlockMethod, SpecialIds, question_and_blocks, readout
+from rim.core.curriculum import answer_weights, fading_progress, fading_weight
+from rim.core.encoding import Example
+from rim.core.segments import Segment
+from rim.methods.base import SpecialIds, readout
+from rim.methods.blocks import BlockMethod, question_and_blocks
 from rim.methods.settings import RiMConfig
-from rim.segments import Segment
 
 
 @dataclass(frozen=True)

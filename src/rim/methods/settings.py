@@ -7,11 +7,11 @@ the order of `rim.methods.METHODS` (a test keeps the two registries in step).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
-from rim.schema import Section
+from rim.common.schema import Section
 
 
 class MethodConfig(Section):
@@ -107,10 +107,20 @@ class ICoTConfig(MethodConfig):
 
 
 METHOD_CONFIGS: dict[str, type[MethodConfig]] = {
-    "nocot": NoCoTConfig, "cot": CoTConfig, "pause": PauseConfig, "rim": RiMConfig,
-    "coconut": CoconutConfig, "icot": ICoTConfig}
+    "nocot": NoCoTConfig,
+    "cot": CoTConfig,
+    "pause": PauseConfig,
+    "rim": RiMConfig,
+    "coconut": CoconutConfig,
+    "icot": ICoTConfig,
+}
 """Every method's settings by name, in the order of `rim.methods.METHODS`."""
 
-AnyMethodConfig = Annotated[Union[tuple(METHOD_CONFIGS.values())],  # noqa: UP007
-                            Field(discriminator="name")]
+if TYPE_CHECKING:  # the static view of the union built below from `METHOD_CONFIGS`
+    AnyMethodConfig = NoCoTConfig | CoTConfig | PauseConfig | RiMConfig | CoconutConfig | ICoTConfig
+else:
+    AnyMethodConfig = Annotated[
+        Union[tuple(METHOD_CONFIGS.values())],  # noqa: UP007
+        Field(discriminator="name"),
+    ]
 """The settings of any registered method, told apart by `name`."""

@@ -5,23 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from rim.encoding import Example
+from rim.core.encoding import Example
+from rim.core.segments import Segment
 from rim.methods.base import SegmentMethod, SpecialIds, chain_answer, readout
 from rim.methods.settings import CoTConfig, MethodConfig, NoCoTConfig
-from rim.segments import Segment
 
 
 @dataclass(frozen=True)
 class NoCoT(SegmentMethod):
     """Q; A sees Q."""
 
-    Config = NoCoTConfig
+    Config: ClassVar[type[MethodConfig]] = NoCoTConfig
     special: SpecialIds
     config: MethodConfig = field(default_factory=NoCoTConfig)
 
     def layout(self, ex: Example, stage: str, fraction: float) -> list[Segment]:
-        return [Segment(ex.question, kind="question"),
-                readout(self.target(ex), 0, 1.0, self.special.eos, "answer")]
+        return [
+            Segment(ex.question, kind="question"),
+            readout(self.target(ex), 0, 1.0, self.special.eos, "answer"),
+        ]
 
     def prompt(self, question: tuple[int, ...]) -> list[int]:
         return list(question)

@@ -10,6 +10,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, get_type_hints
 
+from rim.common.errors import RimInputError
 from rim.data.generators.chain import generate_chain
 from rim.data.generators.gsm import generate_gsm
 from rim.data.generators.lookup import generate_lookup
@@ -17,7 +18,6 @@ from rim.data.generators.multiplication import generate_multiplication
 from rim.data.generators.prontoqa import generate_prontoqa
 from rim.data.generators.prosqa import generate_prosqa
 from rim.data.records import Record
-from rim.errors import RimInputError
 
 Generator = Callable[..., list[Record]]
 
@@ -49,9 +49,7 @@ def check_options(task: str, options: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(options) - accepted) if accepted is not None else []
     if unknown:
         known = ", ".join(sorted(accepted or ())) or "none"
-        raise RimInputError(
-            f"task {task!r} takes no option {', '.join(unknown)} (its options: {known})"
-        )
+        raise RimInputError(f"task {task!r} takes no option {', '.join(unknown)} (its options: {known})")
     return {key: _typed(task, func, key, value) for key, value in options.items()}
 
 
@@ -67,8 +65,9 @@ def _typed(task: str, func: Generator, key: str, value: Any) -> Any:
         return TypeAdapter(hint).validate_python(value)
     except ValidationError as err:
         reason = err.errors()[0]["msg"]
-        raise RimInputError(f"task {task!r}: option {key}={value!r} is not a valid value "
-                            f"({reason})") from None
+        raise RimInputError(
+            f"task {task!r}: option {key}={value!r} is not a valid value ({reason})"
+        ) from None
 
 
 def _option_names(func: Generator) -> set[str] | None:

@@ -7,7 +7,7 @@ import math
 import operator
 import re
 
-from rim.errors import RimInputError
+from rim.common.errors import RimInputError
 
 _CALC = re.compile(r"<<([^<>=]+)=([^<>=]+)>>")
 _OPS = {

@@ -12,8 +12,8 @@ from __future__ import annotations
 import random
 import re
 
+from rim.common.errors import RimInputError
 from rim.data.records import Record
-from rim.errors import RimInputError
 
 DEFAULT_MOVES = ("+1", "*3", "-2")
 
@@ -30,8 +30,9 @@ def apply(value: int, move: str) -> int:
     raise ValueError(f"unknown or non-invertible move {move!r}")
 
 
-def generate_chain(n: int, seed: int, ops: int = 4,
-                   moves: tuple[str, ...] | str = DEFAULT_MOVES) -> list[Record]:
+def generate_chain(
+    n: int, seed: int, ops: int = 4, moves: tuple[str, ...] | str = DEFAULT_MOVES
+) -> list[Record]:
     """`n` seeded digit chains of `ops` moves drawn from `moves` (a tuple or a string such as
     `"+1 *3 -2"`)."""
     moves = tuple(moves.split()) if isinstance(moves, str) else tuple(map(str, moves))

@@ -12,9 +12,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from rim.common.errors import RimInputError
 from rim.data.generators.calc import calc_step
 from rim.data.records import Record
-from rim.errors import RimInputError
 
 Problem = tuple[str, list[str], int]
 _NAMES = (
@@ -150,10 +150,7 @@ def _eggs(rng: random.Random, name: str) -> Problem:
     dozens = rng.randint(2, 10)
     eggs = dozens * 12
     used = rng.randint(1, eggs - 1)
-    question = (
-        f"{name} buys {dozens} dozen eggs and uses {used} of them for baking. How many eggs "
-        "are left?"
-    )
+    question = f"{name} buys {dozens} dozen eggs and uses {used} of them for baking. How many eggs are left?"
     return (
         question,
         [calc_step(f"{dozens}*12", eggs), calc_step(f"{eggs}-{used}", eggs - used)],

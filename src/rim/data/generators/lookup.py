@@ -37,8 +37,8 @@ from __future__ import annotations
 import random
 import string
 
+from rim.common.errors import RimInputError
 from rim.data.records import Record
-from rim.errors import RimInputError
 
 ORDERS = ("fixed", "shuffled")
 TABLES = ("given", "learned")
@@ -62,8 +62,16 @@ def follow(table: dict[str, str], start: str, hops: int) -> list[str]:
     return path
 
 
-def generate_lookup(n: int, seed: int, symbols: int = 10, min_hops: int = 2, max_hops: int = 4,
-                    order: str = "fixed", table: str = "given", table_seed: int = 0) -> list[Record]:
+def generate_lookup(
+    n: int,
+    seed: int,
+    symbols: int = 10,
+    min_hops: int = 2,
+    max_hops: int = 4,
+    order: str = "fixed",
+    table: str = "given",
+    table_seed: int = 0,
+) -> list[Record]:
     """`n` seeded lookup records (see the module docstring).
 
     Args:

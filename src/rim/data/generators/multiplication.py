@@ -13,10 +13,10 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from rim.common.errors import RimInputError
 from rim.data.icot import is_multiplication_question
 from rim.data.readers import read_records
 from rim.data.records import Record
-from rim.errors import RimInputError
 
 
 def reversed_digits(value: int, width: int) -> str:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import random
 
+from rim.common.errors import RimInputError
 from rim.data.generators.vocab import CONCEPTS, NAMES, PROPERTIES, plural
 from rim.data.records import Record
-from rim.errors import RimInputError
 
 HOPS = 5
 DISTRACTORS = 3

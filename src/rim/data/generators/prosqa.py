@@ -24,10 +24,10 @@ import math
 import random
 from collections.abc import Sequence
 
+from rim.common.errors import RimInputError
 from rim.data.generators.vocab import CONCEPTS, NAMES
 from rim.data.prosqa_graph import children_of, distances_from, step_sentence
 from rim.data.records import Record
-from rim.errors import RimInputError
 
 MEAN_PARENTS = 1.5
 DEPTH_WEIGHT = 1.5
@@ -40,9 +40,7 @@ MIN_HOPS, MAX_HOPS = 3, 6
 _MAX_TRIES = 1000
 
 
-def generate_prosqa(
-    n: int, seed: int, *, min_hops: int = MIN_HOPS, max_hops: int = MAX_HOPS
-) -> list[Record]:
+def generate_prosqa(n: int, seed: int, *, min_hops: int = MIN_HOPS, max_hops: int = MAX_HOPS) -> list[Record]:
     """`n` ProsQA records whose answer lies `min_hops` to `max_hops` steps from the root."""
     if n < 1:
         raise RimInputError(f"n must be at least 1, got {n}")
@@ -102,9 +100,7 @@ def _build_graph(rng: random.Random, n_nodes: int) -> list[tuple[int, int]]:
     return edges
 
 
-def _weighted_sample(
-    rng: random.Random, items: Sequence[int], weights: Sequence[float], k: int
-) -> list[int]:
+def _weighted_sample(rng: random.Random, items: Sequence[int], weights: Sequence[float], k: int) -> list[int]:
     pool, pool_weights, chosen = list(items), list(weights), []
     for _ in range(k):
         index = rng.choices(range(len(pool)), weights=pool_weights)[0]
@@ -175,8 +171,7 @@ def _render(
     question = " ".join(sentences) + f" Is {symbols[root]} a {options[0]} or {options[1]}?"
     path = _shortest_path(rng, n_nodes, edges, root, target)
     steps = tuple(
-        step_sentence(symbols, p, c, p not in has_parent)
-        for p, c in zip(path, path[1:], strict=False)
+        step_sentence(symbols, p, c, p not in has_parent) for p, c in zip(path, path[1:], strict=False)
     )
     meta = {
         "idx_to_symbol": symbols,

@@ -1,0 +1,56 @@
+"""Records to token ids (`Example`): the question as the model reads it, readouts with a
+leading space; and generated ids back to text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from rim.common.errors import RimInputError
+from rim.data.records import COT_SEPARATOR, Record
+
+if TYPE_CHECKING:  # annotations only: importing this module needs no transformers
+    from transformers import PreTrainedTokenizerBase
+
+
+@dataclass(frozen=True)
+class Example:
+    """A record after tokenisation. Readout texts (steps, answer, cot) carry a leading space."""
+
+    question: tuple[int, ...]
+    steps: tuple[tuple[int, ...], ...]
+    answer: tuple[int, ...]
+    cot: tuple[int, ...]
+
+
+def texts_of(record: Record) -> list[str]:
+    """The texts of a record as `encode` tokenises them (to train a tokenizer on)."""
+    return [
+        record.question.strip(),
+        *(" " + t.strip() for t in (*record.steps, record.answer)),
+        " " + COT_SEPARATOR,
+    ]
+
+
+def encode(record: Record, tok: PreTrainedTokenizerBase) -> Example:
+    """Tokenise a record. The question gets the tokenizer's own special tokens (e.g. BOS);
+    steps, answer and the CoT chain are tokenised as continuations (leading space, no BOS)."""
+
+    def cont(text: str) -> tuple[int, ...]:
+        return tuple(tok(" " + text.strip(), add_special_tokens=False).input_ids)
+
+    question = tuple(tok(record.question.strip()).input_ids)
+    if not question:
+        raise RimInputError("question is empty after tokenisation", source=record.origin)
+    chain = " ".join([*record.steps, COT_SEPARATOR, record.answer])
+    return Example(
+        question=question,
+        steps=tuple(cont(s) for s in record.steps if s.strip()),
+        answer=cont(record.answer),
+        cot=cont(chain),
+    )
+
+
+def decode_text(tok: PreTrainedTokenizerBase, ids: list[int]) -> str:
+    """Text of generated ids, without special tokens and surrounding spaces."""
+    return cast(str, tok.decode(ids, skip_special_tokens=True)).strip()  # one sequence: one str
