@@ -116,7 +116,7 @@ def test_unknown_keys_list_the_known_ones():
     with pytest.raises(
         RimInputError,
         match=r"unknown config key 'trainer.stage1.stepz' "
-        r"\(known: dropout, epochs, lr, optimizer_reset, steps, "
+        r"\(known: dropout, epochs, lr, optimizer_reset, schedule, steps, "
         r"warmup\)",
     ):
         load_config(None, ["trainer.stage1.stepz=3"])

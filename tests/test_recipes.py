@@ -66,7 +66,7 @@ def test_recipe_plans_without_training(recipe, local):
     # baselines' and Coconut's best on validation, RiM's (and pause's) last model [ours];
     # iCoT-SI's last [ours] (its code keeps the best among models trained with no CoT left)
     assert plan["data"]["test"] and plan["data"]["test"] != plan["data"]["eval"]
-    assert plan["select"] == ("last" if cfg.method.name in ("rim", "pause", "icot") else "best")
+    assert plan["select"] == ("last" if cfg.method.name in ("rim", "pause", "icot", "codi") else "best")
     if plan["data"]["test"].startswith("../shared/"):  # the published test files are there
         assert (REPO / plan["data"]["test"]).is_file()
     for stage in plan["stages"]:
@@ -74,11 +74,12 @@ def test_recipe_plans_without_training(recipe, local):
         assert stage["steps"] > 0 and stage["effective_batch"] == batch and stage["lr"] > 0
         assert stage["dropout"]
         # what trains, and AdamW's state, is fp32; Llama computes in bf16, its base frozen in
-        # bf16 under RiM's LoRA only
+        # bf16 under LoRA (RiM's, pause's and CODI's recipes)
         assert stage["weights_dtype"] == stage["optimizer_state_dtype"] == "float32"
-        llama, rim = "llama" in recipe.name, cfg.method.name in ("rim", "pause")  # RiM's stage 2
-        assert stage["frozen_dtype"] == ("bfloat16" if llama and rim else "float32" if rim else None)
-        assert stage["compute_dtype"] == ("bfloat16" if llama or rim else "float32")
+        llama = "llama" in recipe.name
+        lora = cfg.method.name in ("rim", "pause", "codi")  # the recipes that freeze the base
+        assert stage["frozen_dtype"] == ("bfloat16" if llama and lora else "float32" if lora else None)
+        assert stage["compute_dtype"] == ("bfloat16" if llama or lora else "float32")
     if cfg.method.name == "rim" and "gsm8k" in recipe.name:  # elsewhere the baselines' budget
         stage1, stage2 = plan["stages"]
         # 6 and 2 epochs of ceil(1000 / 128) = 8 steps (the last, incomplete batch counts)

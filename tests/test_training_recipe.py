@@ -3,6 +3,7 @@ curriculum timing, generation budget, validation-based selection, initialisation
 
 import gc
 import json
+import math
 import weakref
 
 import pytest
@@ -77,6 +78,10 @@ def test_default_budgets_are_equal_in_epochs():
 def test_warmup_is_counted_in_optimizer_steps_whatever_the_processes(data):
     stage = StageConfig(steps=100, lr=1e-3, warmup=0.1)
     assert [lr_at(s, 100, stage) for s in (0, 4, 9, 10, 99)] == pytest.approx([1e-4, 5e-4, 1e-3, 1e-3, 1e-3])
+    cosine = StageConfig(steps=110, lr=1e-3, warmup=10 / 110, schedule="cosine")  # 10 warm-up steps
+    assert [lr_at(s, 110, cosine) for s in (0, 9, 10, 60, 109)] == pytest.approx(
+        [1e-4, 1e-3, 1e-3, 0.5e-3, 0.5e-3 * (1 + math.cos(math.pi * 0.99))]
+    )
     cfg = config(data, {"name": "nocot"}, batch_size=8, baseline={"epochs": 2, "warmup": 0.25})
     from rim.methods import SpecialIds, make_method
 

@@ -79,9 +79,12 @@ def run_latency(settings: LatencySettings, out: str | Path, console: Console | N
             block_size=block_size,
             thoughts_per_step=settings.thoughts_per_step,
             latent_stages=latent,
+            thoughts=settings.thoughts,
         )
         for name in methods
     }
+    for method in built.values():  # the methods' own modules (CODI's projection), as built
+        method.attach(model)
     settings = _fit_question(settings, model, built)
     pool = _questions(settings, bench, max(settings.batches))
     settings = _fit_chain(settings, model, built, pool)
@@ -245,10 +248,10 @@ def _write(result: dict, out: Path, console: Console | None) -> None:
         f"{result['model']['parameters'] / 1e6:.1f}M parameters, {result['model']['dtype']}. "
         f"Question {s['question_tokens']} tokens, answer {s['answer_tokens']}, CoT chain "
         f"{s['chain_tokens']} + answer; K = {s['blocks']} blocks of M = {s['block_size']}; "
-        f"Coconut {s['thoughts_per_step']} x {s['latent_stages']} thoughts; "
+        f"Coconut {s['thoughts_per_step']} x {s['latent_stages']} thoughts, CODI {s['thoughts']}; "
         f"lengths forced (ignore_eos). Median of {s['repeats']} repeats after {s['warmup']} "
         "warm-up rounds.",
-        "First answer token: for CoT after the whole chain; for Coconut after its thoughts.",
+        "First answer token: for CoT after the whole chain; for Coconut and CODI after their thoughts.",
         report.load_note(result["environment"]),
     ]
     report.publish(out, "latency", result, title, result["rows"], COLUMNS, notes, plot, console)

@@ -46,6 +46,8 @@ class LatencySettings(Section):
     """Coconut: c continuous thoughts per latent stage."""
     latent_stages: int | None = Field(None, ge=0)
     """Coconut: latent stages L (c x L thoughts); null: K."""
+    thoughts: int = Field(6, ge=1)
+    """CODI: the student's continuous thoughts (its recipes' 6)."""
     warmup: int = Field(2, ge=0)
     """Untimed rounds first."""
     repeats: int = Field(10, ge=1)

@@ -105,7 +105,10 @@ class StageConfig(Section):
     lr: float = Field(1e-3, gt=0)
     """Peak learning rate (AdamW)."""
     warmup: float = Field(0.04, ge=0, lt=1)
-    """Linear warmup as a fraction of the stage, then constant."""
+    """Linear warmup as a fraction of the stage, then `schedule`."""
+    schedule: Literal["constant", "cosine"] = "constant"
+    """After the warmup: `constant` (the paper's) or `cosine`, a half cosine down to 0 at the
+    end of the stage (Hugging Face's `cosine`; CODI's recipe)."""
     dropout: float | None = Field(None, ge=0, lt=1)
     """Set every dropout of the model, LoRA's included, to this value for the stage (null =
     keep)."""

@@ -46,12 +46,12 @@ def full_head(model: torch.nn.Module) -> bool:
     the model's forward does not take a boolean mask for `logits_to_keep`."""
     if _reference["on"]:
         return True
-    cls: type = type(_inner(model))  # as `type`: mypy takes no `type[Module]` for a hashable key
+    cls: type = type(inner_model(model))  # as `type`: mypy takes no `type[Module]` for a hashable key
     return not _keeps_masked(cls)
 
 
-def _inner(model: torch.nn.Module) -> torch.nn.Module:
-    """The causal LM inside any DDP and PEFT wrapper."""
+def inner_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The causal LM inside any DDP and PEFT wrapper (where a method's own modules live)."""
     inner: Any = getattr(model, "module", model)
     if hasattr(inner, "get_base_model"):
         inner = inner.get_base_model()
@@ -69,18 +69,26 @@ def _keeps_masked(cls: type[torch.nn.Module]) -> bool:
     return "logits_to_keep" in inspect.signature(cls.forward).parameters and "slice_logits_to_keep" in source
 
 
-def supervised_logits(model: torch.nn.Module, keep: torch.Tensor, **inputs) -> torch.Tensor:
-    """Logits [N, vocab] of the N positions where `keep` ([batch, seq] bool) is True, in
-    row-major order: the body over every position, the head only at those."""
+def supervised_forward(model: torch.nn.Module, keep: torch.Tensor, **inputs) -> tuple[Any, torch.Tensor]:
+    """The model's output on `inputs` and the logits [N, vocab] of the N positions where `keep`
+    ([batch, seq] bool) is True, in row-major order: the body over every position, the head only
+    at those (the output's own `logits` are those N rows, or every position's on the full path)."""
     if full_head(model):
-        return model(**inputs).logits[keep]
-    logits = model(**inputs, logits_to_keep=keep).logits
-    if logits.shape[:-1] != (int(keep.sum()),):
+        out = model(**inputs)
+        return out, out.logits[keep]
+    out = model(**inputs, logits_to_keep=keep)
+    if out.logits.shape[:-1] != (int(keep.sum()),):
         raise RuntimeError(
-            f"{type(_inner(model)).__name__} returned logits of shape "
-            f"{tuple(logits.shape)} for {int(keep.sum())} kept positions"
+            f"{type(inner_model(model)).__name__} returned logits of shape "
+            f"{tuple(out.logits.shape)} for {int(keep.sum())} kept positions"
         )
-    return logits
+    return out, out.logits
+
+
+def supervised_logits(model: torch.nn.Module, keep: torch.Tensor, **inputs) -> torch.Tensor:
+    """Logits [N, vocab] of the N positions where `keep` ([batch, seq] bool) is True
+    (`supervised_forward`)."""
+    return supervised_forward(model, keep, **inputs)[1]
 
 
 def weighted_readout_loss(

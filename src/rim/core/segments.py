@@ -26,6 +26,21 @@ IGNORE = -100
 
 
 @dataclass(frozen=True)
+class SpecialIds:
+    """Token ids a layout needs: block open `<b>`, memory `<m>`, block close `</b>`, end, pad."""
+
+    open: int
+    memory: int
+    close: int
+    eos: int
+    pad: int
+
+    def block(self, size: int) -> tuple[int, ...]:
+        """One memory block: `<b>` + size x `<m>` + `</b>`."""
+        return (self.open, *([self.memory] * size), self.close)
+
+
+@dataclass(frozen=True)
 class Segment:
     """A run of tokens in a training sequence.
 

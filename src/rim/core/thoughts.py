@@ -1,15 +1,38 @@
-"""Continuous thoughts (Coconut, Hao et al. 2024): the model's last hidden state at one position,
-fed back as the input embedding of the next, pass after pass on one KV cache. A thought is not a
-token: it only exists inside a forward pass. Gradients flow through the whole chain."""
+"""Continuous thoughts (Coconut, Hao et al. 2024; CODI, Shen et al. 2025): the model's last hidden
+state at one position, fed back (through a projection, for CODI) as the input embedding of the
+next, pass after pass on one KV cache. A thought is not a token: it only exists inside a forward
+pass. Gradients flow through the whole chain.
+
+Training batch (`collate_thoughts`). Columns are aligned so that thought i is the same column in
+every row:
+
+    [ pad.. question <b> | n thought columns | </b> text .. pad ]
+      left-padded prefix   n thoughts          right-padded suffix
+
+The attention mask is 2D (0 on padding) and position ids count only real tokens, so a row gets
+the positions it would have alone.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedModel
 
 from rim.core.generation import cache_keyword, returned_cache
+from rim.core.segments import IGNORE, SpecialIds
+
+
+@dataclass(frozen=True)
+class ThoughtSequence:
+    """One training sequence: `prefix` (question + `<b>`), `thoughts` continuous thoughts, then
+    `</b>` and the scored `text` (EOS is predicted after it)."""
+
+    prefix: tuple[int, ...]
+    thoughts: int
+    text: tuple[int, ...]
 
 
 @dataclass
@@ -24,11 +47,17 @@ class Thinking:
 
 
 def think(
-    model: PreTrainedModel, prefix_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, n: int
+    model: PreTrainedModel,
+    prefix_ids: torch.Tensor,
+    mask: torch.Tensor,
+    positions: torch.Tensor,
+    n: int,
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Thinking:
     """Prefill the left-padded `prefix_ids` [B, P], then run `n` thought passes on the KV cache.
 
-    Thought i sits at column P+i: its input embedding is the last hidden state of column P+i-1.
+    Thought i sits at column P+i: its input embedding is the last hidden state of column P+i-1
+    (through `project` where given: CODI's projection).
     `mask` and `positions` cover at least the P+n columns (later columns are ignored)."""
     width = prefix_ids.shape[1]
     cache_arg = cache_keyword(model)
@@ -42,7 +71,8 @@ def think(
     )
     thoughts = []
     for col in range(width, width + n):
-        thoughts.append(out.hidden_states[-1][:, -1])
+        state = out.hidden_states[-1][:, -1]
+        thoughts.append(project(state) if project is not None else state)
         out = model(
             inputs_embeds=thoughts[-1][:, None],
             attention_mask=mask[:, : col + 1],
@@ -53,3 +83,32 @@ def think(
             **{cache_arg: returned_cache(out)},
         )
     return Thinking(out, thoughts, 1 + n)
+
+
+def collate_thoughts(seqs: list[ThoughtSequence], special: SpecialIds) -> dict[str, torch.Tensor]:
+    """Lay out sequences with the same number of thoughts as aligned columns (left-padded
+    prefixes, thought columns, right-padded `</b>` + text); see the module docstring."""
+    n = seqs[0].thoughts
+    if any(s.thoughts != n for s in seqs):
+        raise ValueError("every sequence of a batch needs the same number of thoughts")
+    width = max(len(s.prefix) for s in seqs)
+    length = width + n + 1 + max(len(s.text) for s in seqs)
+    ids = torch.full((len(seqs), length), special.pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), length), dtype=torch.long)
+    labels = torch.full((len(seqs), length), IGNORE, dtype=torch.long)
+    for b, s in enumerate(seqs):
+        suffix = (special.close, *s.text)
+        end = width + n + len(suffix)
+        ids[b, width - len(s.prefix) : width] = torch.tensor(s.prefix)
+        ids[b, width : width + n] = special.memory
+        ids[b, width + n : end] = torch.tensor(suffix)
+        mask[b, width - len(s.prefix) : end] = 1
+        labels[b, width + n : end] = torch.tensor((*s.text, special.eos))
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "position_ids": (mask.cumsum(-1) - 1).clamp(min=0),
+        "labels": labels,
+        "prefix_len": torch.tensor(width),
+        "thoughts": torch.tensor(n),
+    }

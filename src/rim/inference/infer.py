@@ -19,6 +19,7 @@ from rim.core.encoding import decode_text, encode
 from rim.core.generation import Generation
 from rim.data.records import Record
 from rim.methods import Method, make_method
+from rim.models.attached import load_attached
 from rim.models.modeling import context_length, special_ids
 from rim.models.runinfo import RunInfo, model_directory
 
@@ -115,5 +116,8 @@ def load_run(path: str | Path, device: str | None = None) -> LoadedRun:
     except (OSError, ValueError, RuntimeError) as err:  # a missing or damaged model file
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RimInputError(f"cannot load the model: {first}", source=str(model_dir)) from None
+    method = make_method(info.method, special_ids(tok))
+    method.attach(model)  # the method's own modules (CODI's projection), then their weights
+    load_attached(model, model_dir)
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()  # type: ignore[arg-type]  # @wraps(Module.to) keeps `self`
-    return LoadedRun(model, tok, make_method(info.method, special_ids(tok)), info)
+    return LoadedRun(model, tok, method, info)

@@ -30,6 +30,7 @@ def __getattr__(name: str) -> Any:
     """`METHODS` and the method classes, imported (torch and all) on first use."""
     if name == "METHODS":
         from rim.methods.coconut import Coconut
+        from rim.methods.codi import CODI
         from rim.methods.icot import ICoT
         from rim.methods.pause import Pause
         from rim.methods.rim import RiM
@@ -42,6 +43,7 @@ def __getattr__(name: str) -> Any:
             "rim": RiM,
             "coconut": Coconut,
             "icot": ICoT,
+            "codi": CODI,
         }
         """Every method by name (baselines first: the order of benchmark tables)."""
         globals()["METHODS"] = methods

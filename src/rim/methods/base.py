@@ -10,7 +10,6 @@ generation).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 import torch
@@ -19,25 +18,10 @@ from transformers import PreTrainedModel
 from rim.core.encoding import Example
 from rim.core.generation import Generation, greedy_generate
 from rim.core.losses import weighted_readout_loss
-from rim.core.segments import Segment, collate, pack, pack_rows
+from rim.core.segments import Segment, SpecialIds, collate, pack, pack_rows
 from rim.data.answers import answer_part
 from rim.methods.settings import MethodConfig
 from rim.methods.stepping import StageSchedule
-
-
-@dataclass(frozen=True)
-class SpecialIds:
-    """Token ids a layout needs: block open `<b>`, memory `<m>`, block close `</b>`, end, pad."""
-
-    open: int
-    memory: int
-    close: int
-    eos: int
-    pad: int
-
-    def block(self, size: int) -> tuple[int, ...]:
-        """One memory block: `<b>` + size x `<m>` + `</b>`."""
-        return (self.open, *([self.memory] * size), self.close)
 
 
 class Method(Protocol):
@@ -140,6 +124,10 @@ class Method(Protocol):
 
     def resets_optimizer(self, stage: str, step: int) -> bool:
         """True if step `step` of `stage` starts with a fresh AdamW (curriculum change)."""
+        ...
+
+    def attach(self, model: PreTrainedModel) -> None:
+        """Add the method's own modules to the model (`StageSchedule.attach`)."""
         ...
 
     def curriculum(self, stage: str) -> str:

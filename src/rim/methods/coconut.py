@@ -55,24 +55,13 @@ from transformers import PreTrainedModel
 from rim.core.encoding import Example
 from rim.core.generation import Generation, cache_keyword, continue_greedy, left_pad, returned_cache, sync
 from rim.core.losses import mean_readout_loss
-from rim.core.segments import IGNORE
-from rim.core.thoughts import think
+from rim.core.thoughts import ThoughtSequence, collate_thoughts, think
 from rim.methods.base import SpecialIds, chain_answer
 from rim.methods.settings import CoconutConfig
 from rim.methods.stepping import StageSchedule
 
 STAGE_PREFIX = "coconut"
 FINAL_STAGE = "coconut-final"
-
-
-@dataclass(frozen=True)
-class CoconutSequence:
-    """One training sequence: `prefix` (question + `<b>`), `thoughts` continuous thoughts, then
-    `</b>` and the scored `text` (remaining steps and ` #### answer`; EOS is predicted after it)."""
-
-    prefix: tuple[int, ...]
-    thoughts: int
-    text: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -135,11 +124,11 @@ class Coconut(StageSchedule):
         """The longest chain (steps beyond the latent stages are written) and the answer."""
         return max(len(ex.cot) for ex in examples) + 1
 
-    def sequence(self, ex: Example, stage: str) -> CoconutSequence:
+    def sequence(self, ex: Example, stage: str) -> ThoughtSequence:
         """The training sequence of `ex` at `stage`."""
         k = self.stage_index(stage)
         removed = len(ex.steps) if stage == FINAL_STAGE else k
-        return CoconutSequence(
+        return ThoughtSequence(
             prefix=(*ex.question, self.special.open),
             thoughts=k * self.thoughts_per_step,
             text=remaining_chain(ex, removed),
@@ -160,7 +149,7 @@ class Coconut(StageSchedule):
         Returns `input_ids` ([B, L], `<m>` at thought columns), `attention_mask` ([B, L], 0 on
         padding), `position_ids`, `labels` ([B, L], the token each position predicts, -100 where
         nothing is scored), and the 0-dim `prefix_len` and `thoughts` (column counts)."""
-        return collate_sequences([self.sequence(ex, stage) for ex in batch], self.special)
+        return collate_thoughts([self.sequence(ex, stage) for ex in batch], self.special)
 
     def tokens(self, batch: dict[str, torch.Tensor]) -> int:
         return int(batch["attention_mask"].sum())
@@ -237,32 +226,3 @@ def remaining_chain(ex: Example, k: int) -> tuple[int, ...]:
             "(the tokenizer merges across step boundaries)"
         )
     return ex.cot[len(removed) :]
-
-
-def collate_sequences(seqs: list[CoconutSequence], special: SpecialIds) -> dict[str, torch.Tensor]:
-    """Lay out sequences with the same number of thoughts as aligned columns (left-padded
-    prefixes, thought columns, right-padded `</b>` + text); see `Coconut.collate`."""
-    n = seqs[0].thoughts
-    if any(s.thoughts != n for s in seqs):
-        raise ValueError("every sequence of a batch needs the same number of thoughts")
-    width = max(len(s.prefix) for s in seqs)
-    length = width + n + 1 + max(len(s.text) for s in seqs)
-    ids = torch.full((len(seqs), length), special.pad, dtype=torch.long)
-    mask = torch.zeros((len(seqs), length), dtype=torch.long)
-    labels = torch.full((len(seqs), length), IGNORE, dtype=torch.long)
-    for b, s in enumerate(seqs):
-        suffix = (special.close, *s.text)
-        end = width + n + len(suffix)
-        ids[b, width - len(s.prefix) : width] = torch.tensor(s.prefix)
-        ids[b, width : width + n] = special.memory
-        ids[b, width + n : end] = torch.tensor(suffix)
-        mask[b, width - len(s.prefix) : end] = 1
-        labels[b, width + n : end] = torch.tensor((*s.text, special.eos))
-    return {
-        "input_ids": ids,
-        "attention_mask": mask,
-        "position_ids": (mask.cumsum(-1) - 1).clamp(min=0),
-        "labels": labels,
-        "prefix_len": torch.tensor(width),
-        "thoughts": torch.tensor(n),
-    }

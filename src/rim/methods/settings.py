@@ -106,6 +106,35 @@ class ICoTConfig(MethodConfig):
     """A fresh AdamW whenever the number of removed tokens grows."""
 
 
+class CODIConfig(MethodConfig):
+    """CODI's settings (the official code's, as its GPT-2 GSM8k-Aug script sets them)."""
+
+    name: Literal["codi"] = "codi"
+    thoughts: int = Field(6, ge=1)
+    """Continuous thoughts of the student (`num_latent`)."""
+    projection: bool = True
+    """Feed each thought back through the projection (`use_prj`)."""
+    projection_dim: int | None = Field(None, ge=1)
+    """Inner width of the projection (`prj_dim`); null: the model's hidden size (768 for GPT-2,
+    2048 for Llama-3.2-1B, the scripts' values)."""
+    projection_dropout: float = Field(0.0, ge=0, lt=1)
+    """Dropout at the projection's input (`prj_dropout`)."""
+    projection_norm: bool = True
+    """A LayerNorm after the projection (not `prj_no_ln`)."""
+    distill_loss: Literal["smooth_l1", "l2"] = "smooth_l1"
+    """Distance of the student's to the teacher's hidden states (`distill_loss_type`)."""
+    distill_factor: float = Field(1.0, ge=0)
+    """Weight of the distillation loss (`distill_loss_factor`: 1 for GPT-2, 20 for Llama)."""
+    distill_div_std: bool = True
+    """Divide each layer's distance by the std of the teacher's states (`distill_loss_div_std`,
+    on in the scripts; off is the code's default)."""
+    teacher_factor: float = Field(1.0, ge=0)
+    """Weight of the teacher's cross-entropy (`ref_loss_factor`)."""
+    teacher_last_step: bool = False
+    """The teacher's chain keeps its last step (`include_last_cot`; off: on GSM8k-Aug the last
+    step computes the answer the teacher then writes)."""
+
+
 METHOD_CONFIGS: dict[str, type[MethodConfig]] = {
     "nocot": NoCoTConfig,
     "cot": CoTConfig,
@@ -113,11 +142,14 @@ METHOD_CONFIGS: dict[str, type[MethodConfig]] = {
     "rim": RiMConfig,
     "coconut": CoconutConfig,
     "icot": ICoTConfig,
+    "codi": CODIConfig,
 }
 """Every method's settings by name, in the order of `rim.methods.METHODS`."""
 
 if TYPE_CHECKING:  # the static view of the union built below from `METHOD_CONFIGS`
-    AnyMethodConfig = NoCoTConfig | CoTConfig | PauseConfig | RiMConfig | CoconutConfig | ICoTConfig
+    AnyMethodConfig = (
+        NoCoTConfig | CoTConfig | PauseConfig | RiMConfig | CoconutConfig | ICoTConfig | CODIConfig
+    )
 else:
     AnyMethodConfig = Annotated[
         Union[tuple(METHOD_CONFIGS.values())],  # noqa: UP007

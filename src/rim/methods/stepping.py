@@ -1,6 +1,7 @@
-"""What a method's curriculum may ask of the trainer beyond `fraction`: the stage's plan (its
-steps, steps per epoch and the run's seed), fresh optimizers at chosen steps, and a line for
-the dry run. The defaults here ask for nothing; iCoT-SI (`rim.methods.icot`) uses all three."""
+"""What a method may ask of the trainer beyond `fraction`: the stage's plan (its steps, steps
+per epoch and the run's seed), fresh optimizers at chosen steps, a line for the dry run, and
+modules of its own on the model. The defaults here ask for nothing; iCoT-SI
+(`rim.methods.icot`) uses the first three, CODI (`rim.methods.codi`) the last."""
 
 from __future__ import annotations
 
@@ -24,3 +25,8 @@ class StageSchedule:
         """How the layout of `stage` changes over its steps, for `rim train --dry-run` ('' if it
         does not beyond `fraction`)."""
         return ""
+
+    def attach(self, model: Any) -> None:
+        """Add the method's own modules to the model (submodules named `rim_*` of the causal LM,
+        `rim.models.attached`), unless it has them: called on a new model before training and
+        on a loaded one before its weights are restored. Nothing by default."""

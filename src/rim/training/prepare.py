@@ -156,6 +156,7 @@ def prepare(cfg: Config, inputs: PreparedInputs | None = None) -> Prepared:
         enable_checkpointing(model)
     if given.peft_config is not None or cfg.model.lora is not None:
         model = add_lora(model, tok, given.peft_config or cfg.model.lora)
+    method.attach(model)  # the method's own modules (CODI's projection), trained in full
     return Prepared(cfg, tok, model, method, examples, eval_records, test_records, budget, collate_options)
 
 

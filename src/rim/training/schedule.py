@@ -38,9 +38,15 @@ def warmup_steps(stage: StageConfig, steps: int) -> int:
 
 def lr_at(step: int, steps: int, stage: StageConfig) -> float:
     """Learning rate of optimizer step `step` (0-based): linear warm-up to `stage.lr`, then
-    constant (the paper's schedule)."""
+    constant (the paper's schedule) or, with `schedule: cosine`, a half cosine from `stage.lr`
+    down to 0 at the end of the stage (Hugging Face's `cosine`, CODI's recipe)."""
     warm = warmup_steps(stage, steps)
-    return stage.lr * min(1.0, (step + 1) / warm) if warm else stage.lr
+    if warm and step < warm:
+        return stage.lr * (step + 1) / warm
+    if stage.schedule == "constant":
+        return stage.lr
+    progress = (step - warm) / max(1, steps - warm)
+    return stage.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 @dataclass

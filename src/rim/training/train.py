@@ -26,6 +26,7 @@ from rim.common.outputs import follow_umask
 from rim.common.progress import Reporter, log
 from rim.config import StageConfig
 from rim.core.encoding import Example
+from rim.models.attached import attached_names, save_attached, split_attached
 from rim.models.dropout import dropout_by_kind, set_dropout
 from rim.training.checkpoints import Position, StopSignals, latest_checkpoint, save_checkpoint
 from rim.training.prepare import Prepared
@@ -242,15 +243,20 @@ def _run_stage(
 
 def _save(accelerator: Accelerator, model, prep: Prepared, out: Path, merge: bool = False) -> None:
     """Save a Hugging Face model + tokenizer (+ rim.json); LoRA is merged into the final model.
-    Every process calls it (under FSDP they gather the sharded weights); the main one writes."""
+    The method's own modules (`rim.models.attached`) go to files of their own. Every process
+    calls it (under FSDP they gather the sharded weights); the main one writes."""
     if merge and hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     sharded = accelerator.distributed_type.name == "FSDP"
-    state = {"state_dict": accelerator.get_state_dict(model)} if sharded else {}
+    names = attached_names(model)
+    full = accelerator.get_state_dict(model) if sharded or names else None
+    plain, own = split_attached(full, names) if full is not None else (None, {})
+    state = {} if plain is None or hasattr(model, "peft_config") else {"state_dict": plain}
     if not accelerator.is_main_process:
         return
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True, **state)
+    save_attached(own, out)
     prep.tok.save_pretrained(out)
     prep.run_info().save(out)
     follow_umask(out)  # safetensors writes 0600
