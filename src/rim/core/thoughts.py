@@ -15,13 +15,14 @@ the positions it would have alone.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedModel
 
-from rim.core.generation import cache_keyword, returned_cache
+from rim.core.generation import Generation, cache_keyword, continue_greedy, left_pad, returned_cache, sync
 from rim.core.segments import IGNORE, SpecialIds
 
 
@@ -83,6 +84,42 @@ def think(
             **{cache_arg: returned_cache(out)},
         )
     return Thinking(out, thoughts, 1 + n)
+
+
+def generate_after_thoughts(
+    model: PreTrainedModel,
+    prompts: list[list[int]],
+    n: int,
+    special: SpecialIds,
+    max_new_tokens: int,
+    ignore_eos: bool = False,
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Generation:
+    """Greedy decoding after `n` thoughts: prefill the left-padded `prompts` (`question <b>`),
+    run the thought passes, feed `</b>`, then decode. `forward_passes` counts the prefill, every
+    thought, `</b>` and each decoding step; `ttft_s` is the time to the first text token."""
+    device = next(model.parameters()).device
+    ids, mask = left_pad(prompts, special.pad)
+    ids, mask = ids.to(device), mask.to(device)
+    mask = torch.cat([mask, torch.ones_like(mask[:, :1]).expand(-1, n + 1)], dim=1)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    start = time.perf_counter()
+    thinking = think(model, ids, mask, positions, n, project)
+    out = model(
+        input_ids=torch.full_like(ids[:, :1], special.close),
+        attention_mask=mask,
+        position_ids=positions[:, -1:],
+        use_cache=True,
+        logits_to_keep=1,
+        **{cache_keyword(model): returned_cache(thinking.out)},
+    )
+    token = out.logits[:, -1].argmax(-1)
+    sync(device)
+    ttft = time.perf_counter() - start
+    eos = -1 if ignore_eos else special.eos
+    rows, steps = continue_greedy(model, out, token, mask, positions[:, -1:] + 1, eos, max_new_tokens)
+    sync(device)
+    return Generation(rows, ttft, time.perf_counter() - start, thinking.passes + 1 + steps)
 
 
 def collate_thoughts(seqs: list[ThoughtSequence], special: SpecialIds) -> dict[str, torch.Tensor]:

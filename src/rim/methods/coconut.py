@@ -46,16 +46,15 @@ the text prefix `question <b>` only, since thoughts are not tokens.
 from __future__ import annotations
 
 import itertools
-import time
 from dataclasses import dataclass, field
 
 import torch
 from transformers import PreTrainedModel
 
 from rim.core.encoding import Example
-from rim.core.generation import Generation, cache_keyword, continue_greedy, left_pad, returned_cache, sync
+from rim.core.generation import Generation, cache_keyword, returned_cache
 from rim.core.losses import mean_readout_loss
-from rim.core.thoughts import ThoughtSequence, collate_thoughts, think
+from rim.core.thoughts import ThoughtSequence, collate_thoughts, generate_after_thoughts, think
 from rim.methods.base import SpecialIds, chain_answer
 from rim.methods.settings import CoconutConfig
 from rim.methods.stepping import StageSchedule
@@ -192,29 +191,8 @@ class Coconut(StageSchedule):
         `forward_passes` counts the prefill, every thought, `</b>` and each decoding step;
         `ttft_s` is the time to the first generated text token."""
         n = self.thoughts_per_step * (self.latent_stages if latent_stages is None else latent_stages)
-        device = next(model.parameters()).device
-        ids, mask = left_pad([self.prompt(q) for q in questions], self.special.pad)
-        ids, mask = ids.to(device), mask.to(device)
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1]).expand(-1, n + 1)], dim=1)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        start = time.perf_counter()
-        thinking = think(model, ids, mask, positions, n)
-        close = torch.full_like(ids[:, :1], self.special.close)
-        out = model(
-            input_ids=close,
-            attention_mask=mask,
-            position_ids=positions[:, -1:],
-            use_cache=True,
-            logits_to_keep=1,
-            **{cache_keyword(model): returned_cache(thinking.out)},
-        )
-        token = out.logits[:, -1].argmax(-1)
-        sync(device)
-        ttft = time.perf_counter() - start
-        eos = -1 if ignore_eos else self.special.eos
-        rows, steps = continue_greedy(model, out, token, mask, positions[:, -1:] + 1, eos, max_new_tokens)
-        sync(device)
-        return Generation(rows, ttft, time.perf_counter() - start, thinking.passes + 1 + steps)
+        prompts = [self.prompt(q) for q in questions]
+        return generate_after_thoughts(model, prompts, n, self.special, max_new_tokens, ignore_eos)
 
 
 def remaining_chain(ex: Example, k: int) -> tuple[int, ...]:

@@ -28,7 +28,6 @@ states there (`distill_div_std`; twice for L2, as the official code).
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, cast
@@ -37,10 +36,10 @@ import torch
 from transformers import PreTrainedModel
 
 from rim.core.encoding import Example
-from rim.core.generation import Generation, cache_keyword, continue_greedy, left_pad, returned_cache, sync
+from rim.core.generation import Generation, cache_keyword, returned_cache
 from rim.core.losses import inner_model, supervised_forward
 from rim.core.segments import IGNORE
-from rim.core.thoughts import ThoughtSequence, collate_thoughts, think
+from rim.core.thoughts import ThoughtSequence, collate_thoughts, generate_after_thoughts, think
 from rim.methods.base import SpecialIds, chain_answer
 from rim.methods.settings import CODIConfig
 from rim.methods.stepping import StageSchedule
@@ -253,26 +252,8 @@ class CODI(StageSchedule):
     ) -> Generation:
         """Greedy ` #### answer` after the thoughts. `forward_passes` counts the prefill, every
         thought, `</b>` and each decoding step; `ttft_s` is the time to the first text token."""
+        prompts = [self.prompt(q) for q in questions]
         n = self.config.thoughts
-        device = next(model.parameters()).device
-        ids, mask = left_pad([self.prompt(q) for q in questions], self.special.pad)
-        ids, mask = ids.to(device), mask.to(device)
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1]).expand(-1, n + 1)], dim=1)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        start = time.perf_counter()
-        thinking = think(model, ids, mask, positions, n, self.projection(model))
-        out = model(
-            input_ids=torch.full_like(ids[:, :1], self.special.close),
-            attention_mask=mask,
-            position_ids=positions[:, -1:],
-            use_cache=True,
-            logits_to_keep=1,
-            **{cache_keyword(model): returned_cache(thinking.out)},
+        return generate_after_thoughts(
+            model, prompts, n, self.special, max_new_tokens, ignore_eos, self.projection(model)
         )
-        token = out.logits[:, -1].argmax(-1)
-        sync(device)
-        ttft = time.perf_counter() - start
-        eos = -1 if ignore_eos else self.special.eos
-        rows, steps = continue_greedy(model, out, token, mask, positions[:, -1:] + 1, eos, max_new_tokens)
-        sync(device)
-        return Generation(rows, ttft, time.perf_counter() - start, thinking.passes + 1 + steps)
