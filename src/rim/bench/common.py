@@ -53,6 +53,8 @@ def load_settings(cls: type[S], path: str | Path | None, paths: tuple[str, ...] 
         for key in paths:
             if isinstance(raw.get(key), str):
                 raw[key] = str((path.parent / raw[key]).resolve())
+            elif isinstance(raw.get(key), list):
+                raw[key] = [str((path.parent / v).resolve()) if isinstance(v, str) else v for v in raw[key]]
         source = str(path)
     raw.update({k: v for k, v in given.items() if v is not None})
     return validate(cls, raw, source)

@@ -99,6 +99,12 @@ def rich_table(title: str, rows: Sequence[dict], columns: Sequence[Column]) -> T
     return table
 
 
+def say(console: Console | None, text: str) -> None:
+    """Print a line (no-op without a console)."""
+    if console is not None:
+        console.print(text)
+
+
 def print_table(console: Console | None, title: str, rows: Sequence[dict], columns: Sequence[Column]) -> None:
     """Print the rich table (no-op without a console)."""
     if console is not None:

@@ -146,3 +146,70 @@ class StepSettings(Section):
 
 
 STEP_PATHS = ("model", "data")
+
+
+PeerCheck = Literal["equality", "generation", "speed", "loaders"]
+PEER_CHECKS: tuple[PeerCheck, ...] = ("equality", "generation", "speed", "loaders")
+
+
+class PeersSettings(Section):
+    """Settings of `rim bench peers` (also the keys of a configs/bench/peers-*.yaml file): rim
+    beside a peer's official code on the same weights, batches and machine."""
+
+    peer: Literal["coconut"] = "coconut"
+    """The peer method whose official code runs beside rim's."""
+    checkout: str | None = None
+    """The folder of a `git clone` of the peer's official repository; null: the environment
+    variable RIM_PEER_CHECKOUT."""
+    python: str | None = None
+    """The Python of the peer's own environment (its pinned versions); null: this one."""
+    model: str | None = None
+    """Model preset (configs/model/*.yaml, a GPT-2 built from scratch); null: the default 4-layer
+    d-256 GPT-2."""
+    checks: list[PeerCheck] = Field(default_factory=lambda: list(PEER_CHECKS), min_length=1)
+    """What to run: loss, logits and gradients at every stage; greedy answers; training and
+    inference speed; the peer's data loaders against rim's readers."""
+    latent_stages: int = Field(3, ge=1)
+    """Coconut's max_latent_stage (its GSM8k recipe's 3)."""
+    thoughts_per_step: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
+    """c values the equality runs at (every stage, and the final all-latent one, for each)."""
+    examples: int = Field(8, ge=1)
+    """Rows of the equality batch (random questions and chains, some shorter than the stage)."""
+    question_tokens: int = Field(48, ge=2)
+    """Tokens of the longest random question (GSM8k questions are ~40-60 GPT-2 tokens)."""
+    step_tokens: int = Field(8, ge=1)
+    """Tokens per reasoning step (GSM8k-Aug's calculator steps are ~8 GPT-2 tokens)."""
+    questions: int = Field(50, ge=1)
+    """Questions answered greedily by both for the generation check."""
+    max_new_tokens: int = Field(16, ge=1)
+    """Tokens generated per answer."""
+    batch_size: int = Field(32, ge=1)
+    """Examples per timed training step."""
+    speed_stage: int = Field(2, ge=0)
+    """Curriculum stage of the timed training steps (stage x c thoughts)."""
+    speed_c: int = Field(2, ge=1)
+    """c of the timed training steps and of inference (c x latent_stages thoughts)."""
+    steps_per_round: int = Field(3, ge=1)
+    """Training steps per side per round; rounds alternate peer and rim."""
+    warmup: int = Field(1, ge=0)
+    """Untimed rounds first."""
+    repeats: int = Field(4, ge=1)
+    """Timed rounds; medians are reported."""
+    batches: list[int] = Field(default_factory=lambda: [1, 64], min_length=1)
+    """Inference batch sizes for rim (the official Coconut generates at batch 1 only)."""
+    lr: float = Field(1e-4, gt=0)
+    """AdamW learning rate (Coconut's GSM8k recipe)."""
+    weight_decay: float = Field(0.01, ge=0)
+    """AdamW weight decay (Coconut's GSM8k recipe)."""
+    data: list[str] = Field(default_factory=list)
+    """Coconut JSON files (or iCoT text files, converted by the checkout's
+    preprocessing/gsm_icot.py) read by both loaders."""
+    tokenizer: str | None = None
+    """A GPT-2 tokenizer folder (vocab.json, merges.txt) for the loaders; null: skip them."""
+    threads: int | None = Field(2, ge=1)
+    """torch CPU threads on both sides."""
+    seed: int = 0
+    """Seed of the model, the examples and the questions."""
+
+
+PEERS_PATHS = ("checkout", "model", "data", "tokenizer")

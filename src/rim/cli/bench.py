@@ -1,4 +1,4 @@
-"""`rim bench latency|accuracy|step|memory|runs`: `register(subparsers)` adds them to the main CLI.
+"""`rim bench latency|accuracy|step|memory|runs|peers`: `register(subparsers)` adds them to the main CLI.
 
 Each benchmark reads an optional settings file (configs/bench/*.yaml); its flags are generated
 from the settings type (`rim.cli.flags`), and a flag given on the command line wins.
@@ -20,14 +20,16 @@ SWEEP_FLAGS = ("seeds", "concurrent", "threads")
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``bench latency``, ``accuracy``, ``step``, ``memory`` and ``runs`` to argparse
+    """Add ``bench latency``, ``accuracy``, ``step``, ``memory``, ``runs`` and ``peers`` to argparse
     subparsers."""
     from rim.bench.settings import (
         LATENCY_PATHS,
         MEMORY_PATHS,
+        PEERS_PATHS,
         STEP_PATHS,
         LatencySettings,
         MemorySettings,
+        PeersSettings,
         StepSettings,
     )
     from rim.bench.sweep import SweepFile
@@ -36,7 +38,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "bench", help="benchmarks: latency, accuracy, training step, memory, runs side by side"
     )
     sub = bench.add_subparsers(
-        dest="bench_command", metavar="{latency,accuracy,step,memory,runs}", required=True
+        dest="bench_command", metavar="{latency,accuracy,step,memory,runs,peers}", required=True
     )
 
     _settings_bench(
@@ -83,6 +85,16 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         MEMORY_PATHS,
         help="peak memory at the stage switch: previous optimizer released vs kept",
         epilog="example: rim bench memory --model configs/model/gpt2-small.yaml --out runs/bench/memory",
+    )
+
+    _settings_bench(
+        sub,
+        "peers",
+        PeersSettings,
+        PEERS_PATHS,
+        help="beside a peer's official code: equality, generation, speed, data loaders",
+        epilog="example: rim bench peers --config configs/bench/peers-coconut-cpu.yaml "
+        "--checkout ../coconut --python ../coconut/.venv/bin/python --out runs/bench/peers",
     )
 
     p = sub.add_parser(

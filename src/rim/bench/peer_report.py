@@ -1,0 +1,140 @@
+"""The results of `rim bench peers`: the headline ratios, peers.json, peers.md with every table,
+peers.png."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rim.bench import report
+from rim.bench.report import Column, fixed
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def ratios(result: dict[str, Any]) -> dict[str, float]:
+    """The headline ratios (rim over the peer; > 1 is rim faster)."""
+    out: dict[str, float] = {}
+    if "training" in result:
+        out["training_speedup"] = result["training"]["speedup"]
+    rows = result.get("inference", [])
+
+    def find(impl: str, method: str, batch: int) -> dict[str, Any] | None:
+        return next(
+            (
+                r
+                for r in rows
+                if r["implementation"].startswith(impl) and r["method"] == method and r["batch"] == batch
+            ),
+            None,
+        )
+
+    official = find("official", "coconut", 1)
+    if official:
+        for method in ("coconut", "rim", "nocot"):
+            for row in (r for r in rows if r["implementation"] == "rim" and r["method"] == method):
+                out[f"{method}_b{row['batch']}_throughput_x"] = (
+                    row["answers_per_s"] / official["answers_per_s"]
+                )
+                out[f"{method}_b{row['batch']}_ttft_x"] = official["ttft_ms"] / row["ttft_ms"]
+    return out
+
+
+EQUALITY_COLUMNS = [
+    Column("c", "c"),
+    Column("stage", "rim stage"),
+    Column("peer_stage", "peer stage"),
+    Column("supervised", "supervised tokens", fixed(0)),
+    Column("loss_diff", "|loss diff|", lambda v: f"{v:.1e}"),
+    Column("logits_diff", "max |logits diff|", lambda v: "shape differs" if v is None else f"{v:.1e}"),
+    Column("grad_diff", "max |grad diff|", lambda v: f"{v:.1e}"),
+    Column("equal", "equal (1e-5)", lambda v: "yes" if v else "NO"),
+]
+INFERENCE_COLUMNS = [
+    Column("implementation", "code"),
+    Column("method", "method"),
+    Column("batch", "batch", fixed(0)),
+    Column("ttft_ms", "first token ms", fixed(2)),
+    Column("answers_per_s", "answers/s", fixed(1)),
+    Column("tokens", "tokens/answer", fixed(1)),
+]
+
+
+def write(result: dict[str, Any], out: Path, console: Console | None) -> None:
+    """peers.json, peers.md (every table) and peers.png (speed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_json(out / "peers.json", result)
+    theirs, checkout, env = result["peer_side"]["versions"], result["checkout"], result["environment"]
+    parts = [
+        f"# rim beside the official {result['peer']} code\n",
+        f"Peer: `{checkout['path']}` at commit `{checkout['commit']}`, run by Python {theirs['python']} "
+        f"with torch {theirs['torch']} and transformers {theirs['transformers']}; rim with "
+        f"torch {env.get('torch')} and transformers {env.get('transformers')}. "
+        f"Model: {result['model']}. Device: {env.get('cpu', 'cpu')}.\n",
+    ]
+    if "equality" in result:
+        parts += [
+            "## Equality (fp32, eval mode, same weights and batch)\n",
+            report.markdown_table(result["equality"], EQUALITY_COLUMNS),
+        ]
+    if "generation" in result:
+        g = result["generation"]
+        parts.append(
+            f"## Greedy generation\n\n{g['same_batch1']}/{g['questions']} answers identical at batch 1, "
+            f"{g['same_batched']}/{g['questions']} with rim batched, after {g['thoughts']} thoughts.\n"
+        )
+    if "training" in result:
+        t = result["training"]
+        parts.append(
+            f"## Training step\n\n{t['stage']} ({t['thoughts']} thoughts), batch {t['batch']}: official "
+            f"{t['peer_examples_per_s']:.1f} examples/s, rim {t['rim_examples_per_s']:.1f} examples/s: rim "
+            f"{t['speedup']:.2f}x. The two loss trajectories (same weights, batches and AdamW, no "
+            f"dropout): first loss {t['first_loss_diff']:.1e} apart, at most {t['loss_diff_max']:.1e} "
+            "later (AdamW's normalised steps amplify float rounding in near-zero gradients).\n"
+        )
+    if "inference" in result:
+        parts += ["## Inference\n", report.markdown_table(result["inference"], INFERENCE_COLUMNS)]
+    if result.get("loaders"):
+        parts.append("## Data loaders\n")
+        parts += [
+            f"- `{r['file']}`: official {r['peer_examples']} examples, rim {r['rim_examples']}, "
+            f"identical {r['same']}, "
+            f"empty CoT (one empty step in the official loader, none in rim) {r['empty_cot']}, "
+            f"other differences {r['other_differences']}"
+            + ("" if r["first_difference"] is None else f"; first difference: `{r['first_difference']}`")
+            + "\n"
+            for r in result["loaders"]
+        ]
+    if result["ratios"]:
+        parts.append("## Ratios (rim over the official code)\n")
+        parts += [f"- {k}: {v:.2f}\n" for k, v in result["ratios"].items()]
+    image = plot(result, out / "peers.png")
+    if image:
+        parts.append(f"![speed]({image.name})\n")
+    (out / "peers.md").write_text("\n".join(parts), encoding="utf-8")
+    if "equality" in result:
+        report.print_table(console, "equality with the official code", result["equality"], EQUALITY_COLUMNS)
+    if "inference" in result:
+        report.print_table(console, "inference", result["inference"], INFERENCE_COLUMNS)
+    report.say(console, f"results in {out}/peers.json, peers.md" + (", peers.png" if image else ""))
+
+
+def plot(result: dict[str, Any], path: Path) -> Path | None:
+    """Bars: examples/s of a training step and answers/s at batch 1, official against rim."""
+    plt = report.pyplot()
+    if plt is None or "training" not in result:
+        return None
+    t = result["training"]
+    inference = {(r["implementation"] == "rim", r["method"], r["batch"]): r for r in result["inference"]}
+    groups = ["training examples/s", "Coconut answers/s (batch 1)"]
+    official = [t["peer_examples_per_s"], inference[(False, "coconut", 1)]["answers_per_s"]]
+    ours = [
+        t["rim_examples_per_s"],
+        inference.get((True, "coconut", 1), {}).get("answers_per_s", float("nan")),
+    ]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    report.grouped_bars(ax, groups, {"official": official, "rim": ours})
+    ax.set_ylabel("per second")
+    ax.legend()
+    return report.save_figure(fig, path)

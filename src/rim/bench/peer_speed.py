@@ -1,0 +1,156 @@
+"""The speed half of `rim bench peers`: optimizer steps on the same batches in rounds that
+alternate the peer and rim, and time to the first answer token and answers per second (the
+peer's Coconut at batch 1, rim's Coconut, RiM and no-CoT at each batch size)."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from typing import TYPE_CHECKING, Any
+
+import torch
+from transformers import PreTrainedModel
+
+from rim.bench import report
+from rim.bench.common import build_method
+from rim.bench.peer_batch import coconut, peer_rows, random_examples
+from rim.bench.peer_process import PeerProcess
+from rim.bench.settings import PeersSettings
+from rim.core.segments import SpecialIds
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def training_speed(
+    peer: PeerProcess,
+    model: PreTrainedModel,
+    special: SpecialIds,
+    s: PeersSettings,
+    plain: tuple[int, int],
+    rng: random.Random,
+    console: Console | None,
+) -> dict[str, Any]:
+    """Seconds per optimizer step on the same batches, rounds alternating peer and rim."""
+    method = coconut(special, s, s.speed_c)
+    stage = f"coconut{min(s.speed_stage, s.latent_stages)}"
+    batches = [random_examples(s.batch_size, s, plain, special, rng) for _ in range(s.steps_per_round)]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    model.train()
+    peer_s: list[float] = []
+    rim_s: list[float] = []
+    peer_losses: list[float] = []
+    rim_losses: list[float] = []
+    for r in range(s.warmup + s.repeats):
+        reply = peer.call(
+            "train",
+            batches=[peer_rows(b, special) for b in batches],
+            stage=min(s.speed_stage, s.latent_stages),
+            c=s.speed_c,
+            max_latent_stage=s.latent_stages,
+            pad_latent_to_max=True,
+            steps=s.steps_per_round,
+            lr=s.lr,
+            weight_decay=s.weight_decay,
+        )
+        seconds, losses = [], []
+        for step in range(s.steps_per_round):
+            start = time.perf_counter()
+            batch = method.collate(batches[step], stage, 0.0)
+            loss = method.loss(model, batch)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            seconds.append(time.perf_counter() - start)
+            losses.append(float(loss.detach()))
+        peer_losses += reply["losses"]
+        rim_losses += losses
+        if r >= s.warmup:
+            peer_s += reply["seconds"]
+            rim_s += seconds
+        report.say(
+            console,
+            f"training round {r + 1}: official {statistics.median(reply['seconds']):.3f} s/step, "
+            f"rim {statistics.median(seconds):.3f} s/step",
+        )
+    peer_step, rim_step = statistics.median(peer_s), statistics.median(rim_s)
+    return {
+        "stage": stage,
+        "batch": s.batch_size,
+        "thoughts": min(s.speed_stage, s.latent_stages) * s.speed_c,
+        "peer_s_per_step": peer_step,
+        "rim_s_per_step": rim_step,
+        "peer_examples_per_s": s.batch_size / peer_step,
+        "rim_examples_per_s": s.batch_size / rim_step,
+        "speedup": peer_step / rim_step,
+        "first_loss_diff": abs(peer_losses[0] - rim_losses[0]),
+        "loss_diff_max": max(abs(a - b) for a, b in zip(peer_losses, rim_losses, strict=True)),
+        "peer_s_repeats": peer_s,
+        "rim_s_repeats": rim_s,
+    }
+
+
+def inference_speed(
+    peer: PeerProcess,
+    model: PreTrainedModel,
+    special: SpecialIds,
+    questions: list[tuple[int, ...]],
+    s: PeersSettings,
+) -> list[dict[str, Any]]:
+    """Time to the first answer token and answers per second: the peer's Coconut at batch 1;
+    rim's Coconut, RiM and no-CoT at each of `batches` (medians over the questions at batch 1,
+    over `repeats` at larger batches)."""
+    model.eval()
+    thoughts = s.speed_c * s.latent_stages
+    timed = peer.call(
+        "generate",
+        questions=[list(q) for q in questions],
+        thoughts=thoughts,
+        max_new_tokens=s.max_new_tokens,
+        ignore_eos=True,
+    )
+    rows = [
+        {
+            "implementation": f"official {s.peer}",
+            "method": "coconut",
+            "batch": 1,
+            "ttft_ms": 1000 * statistics.median(timed["ttft_s"]),
+            "answers_per_s": 1 / statistics.median(timed["total_s"]),
+            "tokens": statistics.mean(len(a) for a in timed["answers"]),
+        }
+    ]
+    methods = {
+        "coconut": coconut(special, s, s.speed_c),
+        "rim": build_method("rim", special),
+        "nocot": build_method("nocot", special),
+    }
+    for name, method in methods.items():
+        for batch in s.batches:
+            ttft, total, tokens = [], [], []
+            groups = (
+                [[q] for q in questions]
+                if batch == 1
+                else [_cycle(questions, batch)] * (s.warmup + s.repeats)
+            )
+            for i, group in enumerate(groups):
+                gen = method.generate(model, group, s.max_new_tokens, ignore_eos=True)
+                if batch == 1 or i >= s.warmup:
+                    ttft.append(gen.ttft_s)
+                    total.append(gen.total_s)
+                    tokens.append(statistics.mean(len(r) for r in gen.ids))
+            rows.append(
+                {
+                    "implementation": "rim",
+                    "method": name,
+                    "batch": batch,
+                    "ttft_ms": 1000 * statistics.median(ttft),
+                    "answers_per_s": batch / statistics.median(total),
+                    "tokens": statistics.mean(tokens),
+                }
+            )
+    return rows
+
+
+def _cycle(questions: list[tuple[int, ...]], n: int) -> list[tuple[int, ...]]:
+    return [questions[i % len(questions)] for i in range(n)]

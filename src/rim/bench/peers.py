@@ -1,0 +1,124 @@
+"""`rim bench peers`: rim beside a peer's official code, on the same weights, batches and machine.
+
+The peer's code runs unmodified in a subprocess of its own Python (`rim.bench.peer_process`,
+`rim.bench.peer_coconut`); both sides get the same randomly initialised GPT-2 (the peer loads
+rim's weights strictly) and the same token ids. Four checks, each optional:
+
+- equality: at every curriculum stage (0 .. the last latent stage, and the final all-latent one)
+  and each c, the loss, the logits at every supervised position and every parameter's gradient
+  of the peer's forward against rim's, in fp32, eval mode;
+- generation: greedy answers to the same questions (the peer at batch 1, as it requires; rim at
+  batch 1 and batched);
+- speed: optimizer steps (collate, forward, backward, AdamW) on the same batches, in rounds that
+  alternate peer and rim; time to the first answer token and answers per second, with rim's RiM
+  and no-CoT beside (same model, same questions);
+- loaders: the peer's dataset code on its own files against rim's readers.
+
+Writes peers.json, peers.md and peers.png under `--out`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from rim.bench import report
+from rim.bench.common import describe_model, model_config, random_model
+from rim.bench.peer_batch import gpt2_config, peer_special, random_examples
+from rim.bench.peer_checks import equality, generation, loaders
+from rim.bench.peer_process import PeerProcess, check_checkout
+from rim.bench.peer_report import ratios, write
+from rim.bench.peer_speed import inference_speed, training_speed
+from rim.bench.settings import PeersSettings
+from rim.common.errors import RimInputError
+from rim.models.dropout import set_dropout
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+CHECKOUT_ENV = "RIM_PEER_CHECKOUT"
+
+
+def run_peers(settings: PeersSettings, out: str | Path, console: Console | None = None) -> dict[str, Any]:
+    """Run the checks of `settings` against the peer's checkout; write peers.json/.md/.png."""
+    out = Path(out)
+    load = report.load_average()
+    checkout = check_checkout(settings.peer, _checkout(settings))
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    cfg = model_config(settings.model)
+    if cfg.name_or_path is not None or cfg.scratch.get("model_type") != "gpt2":
+        raise RimInputError(
+            "the peers benchmark builds a GPT-2 from scratch (scratch.model_type: gpt2)", source="model"
+        )
+    bench = random_model(cfg, "float32", settings.seed)
+    model, special = bench.model, bench.special
+    set_dropout(model, 0.0)  # both sides without dropout: the two loss trajectories must agree
+    rng = random.Random(settings.seed)
+    result: dict[str, Any] = {"peer": settings.peer, "checkout": _commit(checkout)}
+    with tempfile.TemporaryDirectory() as tmp, PeerProcess(settings.peer, settings.python) as peer:
+        weights = Path(tmp) / "weights.pt"
+        torch.save(model.state_dict(), weights)
+        result["peer_side"] = peer.call(
+            "setup",
+            checkout=str(checkout),
+            config=gpt2_config(model),
+            weights=str(weights),
+            special=peer_special(special),
+            threads=settings.threads,
+        )
+        report.say(
+            console,
+            f"peer {settings.peer} at {result['checkout']['commit'] or checkout}: {result['peer_side']}",
+        )
+        if "equality" in settings.checks:
+            rows = random_examples(settings.examples, settings, bench.plain_ids, special, rng)
+            result["equality"] = equality(peer, model, special, rows, settings, Path(tmp), console)
+        questions = [
+            random_examples(1, settings, bench.plain_ids, special, rng)[0].question
+            for _ in range(settings.questions)
+        ]
+        if "generation" in settings.checks:
+            result["generation"] = generation(peer, model, special, questions, settings)
+        if "speed" in settings.checks:
+            result["training"] = training_speed(peer, model, special, settings, bench.plain_ids, rng, console)
+            result["inference"] = inference_speed(peer, model, special, questions, settings)
+        if "loaders" in settings.checks:
+            result["loaders"] = loaders(peer, settings, checkout, Path(tmp))
+    result.update(
+        model=describe_model(model),
+        rim_side={"attention": getattr(model.config, "_attn_implementation", None)},
+        settings=settings.model_dump(),
+        environment=report.environment(load),
+    )
+    result["ratios"] = ratios(result)
+    write(result, out, console)
+    return result
+
+
+def _checkout(settings: PeersSettings) -> str:
+    path = settings.checkout or os.environ.get(CHECKOUT_ENV)
+    if not path:
+        raise RimInputError(
+            f"no checkout of the official {settings.peer} code: set `checkout` or {CHECKOUT_ENV} "
+            "(bench/README.md says how to clone it)",
+            source="checkout",
+        )
+    return path
+
+
+def _commit(checkout: Path) -> dict[str, Any]:
+    """The checkout's folder and git commit (None outside git)."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return {"path": str(checkout), "commit": commit}

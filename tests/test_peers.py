@@ -1,0 +1,176 @@
+"""`rim bench peers`: rim beside a peer's official code.
+
+Everywhere: the whole benchmark against a stand-in checkout (tests/peers/coconut, written for
+these tests with the official interface) in a subprocess of this Python; a stand-in with a bug is
+caught. Where a checkout of the official code is present (RIM_PEER_CHECKOUT, and its Python in
+RIM_PEER_PYTHON): rim's Coconut against it, loss, logits and gradients at every stage, and greedy
+answers."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import RECORDS
+
+from rim.bench.common import load_settings
+from rim.bench.peer_process import SCRIPTS, PeerProcess, check_checkout
+from rim.bench.peers import run_peers
+from rim.bench.settings import PEER_CHECKS, PEERS_PATHS, PeersSettings
+from rim.common.errors import RimInputError, RimRunError
+from rim.models.modeling import scratch_tokenizer
+
+STAND_IN = Path(__file__).parent / "peers" / "coconut"
+OFFICIAL = os.environ.get("RIM_PEER_CHECKOUT")
+
+
+def tiny_settings(tmp_path: Path, checkout: Path, **over) -> PeersSettings:
+    preset = tmp_path / "model.yaml"
+    preset.write_text(
+        "model:\n  scratch: {model_type: gpt2, n_layer: 2, n_embd: 32, n_head: 2}\n"
+        "  vocab_size: 64\n  max_length: 128\n"
+    )
+    values = dict(
+        checkout=str(checkout),
+        model=str(preset),
+        latent_stages=2,
+        thoughts_per_step=[1, 2],
+        examples=4,
+        question_tokens=8,
+        step_tokens=3,
+        questions=6,
+        max_new_tokens=4,
+        batch_size=4,
+        steps_per_round=2,
+        warmup=0,
+        repeats=1,
+        batches=[1, 3],
+        threads=1,
+    )
+    return PeersSettings(**{**values, **over})
+
+
+def coconut_data(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A Coconut JSON file, an iCoT text file (one row without CoT) and a tokenizer folder."""
+    rows = [{"question": r.question, "steps": list(r.steps), "answer": r.answer} for r in RECORDS if r.steps]
+    json_file = tmp_path / "data.json"
+    json_file.write_text(json.dumps(rows))
+    text_file = tmp_path / "data.txt"
+    # iCoT text as GSM8k-Aug writes it: calculator strings `<<...>>`, one row without a CoT
+    lines = ["what is 3 + 4 * 2 ?||<<4*2=8>> <<3+8=11>> #### 11", "5 ?|| #### 5"]
+    text_file.write_text("".join(line + "\n" for line in lines))
+    tok_dir = tmp_path / "tok"
+    texts = [t for r in RECORDS for t in (r.question, *r.steps, r.answer)] + lines
+    scratch_tokenizer(texts, vocab_size=160).save_pretrained(tok_dir)
+    return json_file, text_file, tok_dir
+
+
+def test_stand_in_peer_agrees_everywhere(tmp_path):
+    json_file, text_file, tok_dir = coconut_data(tmp_path)
+    settings = tiny_settings(
+        tmp_path, STAND_IN, data=[str(json_file), str(text_file)], tokenizer=str(tok_dir)
+    )
+    result = run_peers(settings, tmp_path / "out")
+
+    rows = result["equality"]
+    assert len(rows) == 2 * 4  # c = 1, 2 x stages 0, 1, 2 and the final one
+    assert [r["stage"] for r in rows[:4]] == ["coconut0", "coconut1", "coconut2", "coconut-final"]
+    assert all(r["labels_equal"] and r["equal"] for r in rows), rows
+    assert all(r["supervised"] > 0 and r["grad_max"] > 0 for r in rows)
+    # more thoughts, fewer text tokens supervised
+    assert rows[0]["supervised"] > rows[2]["supervised"] > rows[3]["supervised"]
+
+    gen = result["generation"]
+    assert gen["same_batch1"] == gen["same_batched"] == gen["questions"] == 6
+
+    train = result["training"]
+    assert len(train["peer_s_repeats"]) == len(train["rim_s_repeats"]) == 2
+    # same weights, batches and optimizer: the same first loss, and trajectories that stay together
+    assert train["first_loss_diff"] < 1e-5 and train["loss_diff_max"] < 1e-2
+
+    table = {(r["implementation"], r["method"], r["batch"]) for r in result["inference"]}
+    assert ("official coconut", "coconut", 1) in table
+    assert {(m, b) for impl, m, b in table if impl == "rim"} == {
+        (m, b) for m in ("coconut", "rim", "nocot") for b in (1, 3)
+    }
+    assert all(r["tokens"] == 4 for r in result["inference"])  # every answer runs to max_new_tokens
+
+    by_file = {r["file"]: r for r in result["loaders"]}
+    assert by_file["data.json"]["same"] == by_file["data.json"]["peer_examples"] == 2
+    # the record without CoT: the official loader keeps one empty step, rim none
+    assert by_file["data.txt"]["empty_cot"] == 1 and by_file["data.txt"]["other_differences"] == 0
+
+    assert set(result["ratios"]) >= {"training_speedup", "coconut_b1_ttft_x", "rim_b3_throughput_x"}
+    written = json.loads((tmp_path / "out" / "peers.json").read_text())
+    assert written["equality"] == json.loads(json.dumps(rows))
+    markdown = (tmp_path / "out" / "peers.md").read_text()
+    assert "## Equality" in markdown and "## Inference" in markdown and "## Data loaders" in markdown
+
+
+def test_a_peer_that_differs_is_caught(tmp_path):
+    """The comparison is not vacuous: a stand-in that feeds back the hidden state of the thought's
+    own position (instead of the one before) differs once there are thoughts."""
+    buggy = tmp_path / "buggy"
+    shutil.copytree(STAND_IN, buggy)
+    source = (buggy / "coconut.py").read_text()
+    assert "last[rows, col - 1]" in source
+    (buggy / "coconut.py").write_text(source.replace("last[rows, col - 1]", "last[rows, col]"))
+    result = run_peers(tiny_settings(tmp_path, buggy, checks=["equality"]), tmp_path / "out")
+    equal = {(r["c"], r["stage"]): r["equal"] for r in result["equality"]}
+    assert equal[(1, "coconut0")] and equal[(2, "coconut0")]  # no thoughts: still the same
+    assert not any(v for (c, stage), v in equal.items() if stage != "coconut0")
+
+
+def test_settings_file_is_valid():
+    path = Path(__file__).parents[1] / "configs" / "bench" / "peers-coconut-cpu.yaml"
+    settings = load_settings(PeersSettings, path, PEERS_PATHS)
+    assert settings.checks == list(PEER_CHECKS) and settings.model and Path(settings.model).is_file()
+    assert [Path(p).name for p in settings.data] == ["valid.json", "valid.txt"]
+
+
+def test_checkout_and_peer_errors(tmp_path, monkeypatch):
+    with pytest.raises(RimInputError, match="missing coconut.py, dataset.py"):
+        check_checkout("coconut", tmp_path)
+    monkeypatch.delenv("RIM_PEER_CHECKOUT", raising=False)
+    with pytest.raises(RimInputError, match="RIM_PEER_CHECKOUT"):
+        run_peers(PeersSettings(), tmp_path / "out")
+    broken = tmp_path / "broken"
+    shutil.copytree(STAND_IN, broken)
+    (broken / "dataset.py").write_text("raise ImportError('no datasets here')\n")
+    with PeerProcess("coconut") as peer, pytest.raises(RimRunError, match="no datasets here"):
+        peer.call("setup", checkout=str(broken), config={}, weights="", special={}, threads=1)
+    assert not (tmp_path / "out").exists()
+
+
+def test_peer_script_imports_nothing_of_rim():
+    """The peer script runs in the peer's environment, where rim is not installed."""
+    tree = ast.parse(SCRIPTS["coconut"].read_text())
+    modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert modules and not any(m.split(".")[0] == "rim" for m in modules)
+
+
+@pytest.mark.skipif(not OFFICIAL, reason="no checkout of the official Coconut code (RIM_PEER_CHECKOUT)")
+def test_equal_to_the_official_coconut(tmp_path):
+    """rim's Coconut against facebookresearch/coconut: every stage, c = 1 and 2, to 1e-5 in fp32;
+    the same greedy answers."""
+    settings = tiny_settings(
+        tmp_path,
+        Path(OFFICIAL),
+        python=os.environ.get("RIM_PEER_PYTHON"),
+        checks=["equality", "generation"],
+        latent_stages=3,
+        examples=8,
+        question_tokens=24,
+        step_tokens=6,
+        questions=50,
+        max_new_tokens=8,
+    )
+    result = run_peers(settings, tmp_path / "out")
+    assert len(result["equality"]) == 2 * 5
+    assert all(r["equal"] for r in result["equality"]), result["equality"]
+    assert result["generation"]["same_batch1"] == result["generation"]["same_batched"] == 50
