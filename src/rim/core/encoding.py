@@ -3,6 +3,7 @@ leading space; and generated ids back to text."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -21,6 +22,19 @@ class Example:
     steps: tuple[tuple[int, ...], ...]
     answer: tuple[int, ...]
     cot: tuple[int, ...]
+
+
+def chain_after_steps(ex: Example, k: int) -> tuple[int, ...]:
+    """The tokenised CoT chain without its first k steps: steps k+1..T, then ` #### answer`.
+    Raises ValueError if the chain does not start with its steps' own tokens (the tokenizer
+    merged across a step boundary)."""
+    removed = tuple(itertools.chain.from_iterable(ex.steps[:k]))
+    if ex.cot[: len(removed)] != removed:
+        raise ValueError(
+            "the tokenised CoT chain does not start with the tokens of its steps "
+            "(the tokenizer merges across step boundaries)"
+        )
+    return ex.cot[len(removed) :]
 
 
 def texts_of(record: Record) -> list[str]:

@@ -45,13 +45,12 @@ the text prefix `question <b>` only, since thoughts are not tokens.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
 import torch
 from transformers import PreTrainedModel
 
-from rim.core.encoding import Example
+from rim.core.encoding import Example, chain_after_steps
 from rim.core.generation import Generation, cache_keyword, returned_cache
 from rim.core.losses import mean_readout_loss
 from rim.core.thoughts import ThoughtSequence, collate_thoughts, generate_after_thoughts, think
@@ -130,7 +129,7 @@ class Coconut(StageSchedule):
         return ThoughtSequence(
             prefix=(*ex.question, self.special.open),
             thoughts=k * self.thoughts_per_step,
-            text=remaining_chain(ex, removed),
+            text=chain_after_steps(ex, removed),
         )
 
     def sequence_length(self, ex: Example, stage: str) -> int:
@@ -193,14 +192,3 @@ class Coconut(StageSchedule):
         n = self.thoughts_per_step * (self.latent_stages if latent_stages is None else latent_stages)
         prompts = [self.prompt(q) for q in questions]
         return generate_after_thoughts(model, prompts, n, self.special, max_new_tokens, ignore_eos)
-
-
-def remaining_chain(ex: Example, k: int) -> tuple[int, ...]:
-    """The CoT chain without its first k steps: steps k+1..T then ` #### answer`."""
-    removed = tuple(itertools.chain.from_iterable(ex.steps[:k]))
-    if ex.cot[: len(removed)] != removed:
-        raise ValueError(
-            "the tokenised CoT chain does not start with the tokens of its steps "
-            "(the tokenizer merges across step boundaries)"
-        )
-    return ex.cot[len(removed) :]

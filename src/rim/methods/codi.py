@@ -35,7 +35,7 @@ from typing import ClassVar, cast
 import torch
 from transformers import PreTrainedModel
 
-from rim.core.encoding import Example
+from rim.core.encoding import Example, chain_after_steps
 from rim.core.generation import Generation, cache_keyword, returned_cache
 from rim.core.losses import inner_model, supervised_forward
 from rim.core.segments import IGNORE
@@ -65,13 +65,7 @@ def make_projection(config: CODIConfig, hidden: int) -> torch.nn.Module:
 
 def answer_tail(ex: Example) -> tuple[tuple[int, ...], int]:
     """The chain's tail ` #### answer` (tokens after the steps) and the length of its separator."""
-    steps = tuple(itertools.chain.from_iterable(ex.steps))
-    if ex.cot[: len(steps)] != steps:
-        raise ValueError(
-            "the tokenised CoT chain does not start with the tokens of its steps "
-            "(the tokenizer merges across step boundaries)"
-        )
-    tail = ex.cot[len(steps) :]
+    tail = chain_after_steps(ex, len(ex.steps))
     separator = len(tail) - len(ex.answer)
     if separator < 1 or tail[separator:] != ex.answer:
         raise ValueError("the tokenised chain does not end with ` #### ` and the answer's own tokens")
