@@ -119,10 +119,10 @@ def test_a_peer_that_differs_is_caught(tmp_path):
     source = (buggy / "coconut.py").read_text()
     assert "last[rows, col - 1]" in source
     (buggy / "coconut.py").write_text(source.replace("last[rows, col - 1]", "last[rows, col]"))
-    result = run_peers(tiny_settings(tmp_path, buggy, checks=["equality"]), tmp_path / "out")
-    equal = {(r["c"], r["stage"]): r["equal"] for r in result["equality"]}
-    assert equal[(1, "coconut0")] and equal[(2, "coconut0")]  # no thoughts: still the same
-    assert not any(v for (c, stage), v in equal.items() if stage != "coconut0")
+    settings = tiny_settings(tmp_path, buggy, checks=["equality"], latent_stages=1, thoughts_per_step=[2])
+    result = run_peers(settings, tmp_path / "out")
+    equal = {r["stage"]: r["equal"] for r in result["equality"]}
+    assert equal == {"coconut0": True, "coconut1": False, "coconut-final": False}  # equal without thoughts
 
 
 def test_settings_file_is_valid():
