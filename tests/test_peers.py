@@ -72,7 +72,7 @@ def coconut_data(tmp_path: Path) -> tuple[Path, Path, Path]:
 def test_stand_in_peer_agrees_everywhere(tmp_path):
     json_file, text_file, tok_dir = coconut_data(tmp_path)
     settings = tiny_settings(
-        tmp_path, STAND_IN, data=[str(json_file), str(text_file)], tokenizer=str(tok_dir)
+        tmp_path, STAND_IN, data=[str(json_file), str(text_file)], tokenizer=str(tok_dir), checks=PEER_CHECKS
     )
     result = run_peers(settings, tmp_path / "out")
 
@@ -86,6 +86,7 @@ def test_stand_in_peer_agrees_everywhere(tmp_path):
 
     gen = result["generation"]
     assert gen["same_batch1"] == gen["same_batched"] == gen["questions"] == 6
+    assert gen["distinct_answers"] > 1
 
     train = result["training"]
     assert len(train["peer_s_repeats"]) == len(train["rim_s_repeats"]) == 2
@@ -113,22 +114,28 @@ def test_stand_in_peer_agrees_everywhere(tmp_path):
 
 def test_a_peer_that_differs_is_caught(tmp_path):
     """The comparison is not vacuous: a stand-in that feeds back the hidden state of the thought's
-    own position (instead of the one before) differs once there are thoughts."""
+    own position (instead of the one before) differs once there are thoughts, in the loss and in
+    the answers."""
     buggy = tmp_path / "buggy"
     shutil.copytree(STAND_IN, buggy)
     source = (buggy / "coconut.py").read_text()
     assert "last[rows, col - 1]" in source
     (buggy / "coconut.py").write_text(source.replace("last[rows, col - 1]", "last[rows, col]"))
-    settings = tiny_settings(tmp_path, buggy, checks=["equality"], latent_stages=1, thoughts_per_step=[2])
+    settings = tiny_settings(
+        tmp_path, buggy, checks=["equality", "generation"], latent_stages=1, thoughts_per_step=[2], speed_c=2
+    )
     result = run_peers(settings, tmp_path / "out")
     equal = {r["stage"]: r["equal"] for r in result["equality"]}
     assert equal == {"coconut0": True, "coconut1": False, "coconut-final": False}  # equal without thoughts
+    assert result["generation"]["same_batch1"] < result["generation"]["questions"]
 
 
 def test_settings_file_is_valid():
     path = Path(__file__).parents[1] / "configs" / "bench" / "peers-coconut-cpu.yaml"
     settings = load_settings(PeersSettings, path, PEERS_PATHS)
-    assert settings.checks == list(PEER_CHECKS) and settings.model and Path(settings.model).is_file()
+    assert settings.checks == list(PEER_CHECKS[:3]) and settings.model and Path(settings.model).is_file()
+    with pytest.raises(RimInputError, match="loaders check reads"):
+        load_settings(PeersSettings, path, PEERS_PATHS, checks=list(PEER_CHECKS))
     assert [Path(p).name for p in settings.data] == ["valid.json", "valid.txt"]
 
 

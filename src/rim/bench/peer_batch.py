@@ -17,7 +17,6 @@ from rim.core.encoding import Example
 from rim.core.segments import SpecialIds
 from rim.methods import Method
 
-"""Largest absolute difference of loss, logits and gradients counted as equal (fp32)."""
 GPT2_KEYS = (
     "vocab_size",
     "n_positions",
@@ -61,9 +60,7 @@ def peer_special(special: SpecialIds) -> dict[str, int]:
     }
 
 
-def random_examples(
-    n: int, s: PeersSettings, plain: tuple[int, int], special: SpecialIds, rng: random.Random
-) -> list[Example]:
+def random_examples(n: int, s: PeersSettings, plain: tuple[int, int], rng: random.Random) -> list[Example]:
     """`n` examples of random plain tokens: questions of up to `question_tokens`, 1 to
     latent_stages + 1 steps (so some are shorter than a stage, some longer than the last), then
     a separator and a 1-3 token answer. The first plain id is the separator (` ####`)."""
@@ -95,7 +92,7 @@ def peer_rows(examples: Sequence[Example], special: SpecialIds) -> list[dict[str
     return rows
 
 
-def coconut(special: SpecialIds, s: PeersSettings, c: int) -> Method:
+def rim_coconut(special: SpecialIds, s: PeersSettings, c: int) -> Method:
     """rim's Coconut with the peer's curriculum: `latent_stages`, c, and the final stage."""
     return build_method(
         "coconut", special, latent_stages=s.latent_stages, thoughts_per_step=c, final_stage=True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,9 +15,10 @@ import torch
 from transformers import PreTrainedModel
 
 from rim.bench import report
-from rim.bench.peer_batch import coconut, peer_rows, stages
+from rim.bench.peer_batch import peer_rows, rim_coconut, stages
 from rim.bench.peer_process import PeerProcess
 from rim.bench.settings import PeersSettings
+from rim.common.errors import RimRunError
 from rim.core.encoding import Example
 from rim.core.segments import IGNORE, SpecialIds
 from rim.methods import Method
@@ -64,7 +66,7 @@ def equality(
     """One row per (c, stage): the largest differences of loss, logits and gradients."""
     rows = []
     for c in s.thoughts_per_step:
-        method = coconut(special, s, c)
+        method = rim_coconut(special, s, c)
         for stage, scheduled in stages(s):
             path = tmp / f"peer-{c}-{scheduled}.pt"
             reply = peer.call(
@@ -91,7 +93,7 @@ def equality(
                 "loss_diff": abs(float(ours["loss"]) - float(theirs["loss"])),
                 "logits_diff": _max_diff(ours["logits"], theirs["logits"]) if same_labels else None,
                 "grad_diff": _grad_diff(ours["grads"], theirs["grads"]),
-                "grad_max": max(float(g.abs().max()) for g in ours["grads"].values()),
+                "grad_max": max((float(g.abs().max()) for g in ours["grads"].values()), default=0.0),
             }
             row["equal"] = bool(
                 same_labels
@@ -110,15 +112,17 @@ def equality(
 
 
 def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float | None:
-    return float((a.float() - b.float()).abs().max()) if a.shape == b.shape else None
+    if a.shape != b.shape:
+        return None
+    return float((a.float() - b.float()).abs().max()) if a.numel() else 0.0
 
 
 def _grad_diff(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -> float:
     """The largest absolute gradient difference over every parameter both have (inf if the
     parameter sets differ)."""
-    if set(ours) != set(theirs):
+    if set(ours) != set(theirs) or any(ours[n].shape != theirs[n].shape for n in ours):
         return float("inf")
-    return max(float((ours[n] - theirs[n]).abs().max()) for n in ours)
+    return max((float((ours[n] - theirs[n]).abs().max()) for n in ours), default=0.0)
 
 
 def _until_eos(ids: Sequence[int], eos: int) -> list[int]:
@@ -135,22 +139,25 @@ def generation(
 ) -> dict[str, Any]:
     """Greedy answers of the peer (batch 1) and of rim (batch 1 and all questions at once) after
     c x latent_stages thoughts, compared up to EOS."""
-    method = coconut(special, s, s.speed_c)
+    method = rim_coconut(special, s, s.speed_c)
     model.eval()
     theirs = peer.call(
         "generate",
         questions=[list(q) for q in questions],
-        thoughts=s.speed_c * s.latent_stages,
+        c=s.speed_c,
+        latent_stages=s.latent_stages,
         max_new_tokens=s.max_new_tokens,
     )
+    # rim's rows end before EOS; the official ones keep a first token even if it is EOS
     single = [method.generate(model, [q], s.max_new_tokens).ids[0] for q in questions]
     batched = method.generate(model, questions, s.max_new_tokens).ids
     peer_ids = [_until_eos(a, special.eos) for a in theirs["answers"]]
     return {
         "questions": len(questions),
         "thoughts": s.speed_c * s.latent_stages,
-        "same_batch1": sum(a == _until_eos(b, special.eos) for a, b in zip(peer_ids, single, strict=True)),
-        "same_batched": sum(a == _until_eos(b, special.eos) for a, b in zip(peer_ids, batched, strict=True)),
+        "distinct_answers": len({tuple(a) for a in peer_ids}),
+        "same_batch1": sum(a == b for a, b in zip(peer_ids, single, strict=True)),
+        "same_batched": sum(a == b for a, b in zip(peer_ids, batched, strict=True)),
         "first_difference": next(
             (
                 {"question": i, "peer": a, "rim": b}
@@ -165,7 +172,7 @@ def generation(
 def loaders(peer: PeerProcess, s: PeersSettings, checkout: Path, tmp: Path) -> list[dict[str, Any]]:
     """Per data file: the peer's `get_dataset` (iCoT text first converted by the checkout's
     preprocessing/gsm_icot.py) against rim's `read_records`, compared as text."""
-    if not s.data or s.tokenizer is None:
+    if not s.data or s.tokenizer is None:  # PeersSettings refuses `loaders` without them
         return []
     from transformers import AutoTokenizer
 
@@ -221,13 +228,15 @@ def _as_coconut_json(path: Path, s: PeersSettings, checkout: Path, tmp: Path) ->
     """`path` itself if JSON; an iCoT text file converted by the checkout's own script."""
     if path.suffix != ".txt":
         return path
-    work = tmp / f"convert-{path.stem}"
-    (work / "data").mkdir(parents=True)
+    work = Path(tempfile.mkdtemp(prefix=f"convert-{path.stem}-", dir=tmp))
+    (work / "data").mkdir()
     (work / "data" / "gsm_split.txt").write_bytes(path.read_bytes())
-    subprocess.run(
+    done = subprocess.run(
         [s.python or sys.executable, str(checkout / "preprocessing" / "gsm_icot.py"), "split"],
         cwd=work,
-        check=True,
         capture_output=True,
+        text=True,
     )
+    if done.returncode != 0:
+        raise RimRunError(f"the checkout's preprocessing/gsm_icot.py failed on {path}:\n{done.stderr}")
     return work / "data" / "gsm_split.json"

@@ -15,10 +15,12 @@ Requests (`cmd`):
   ids: question, steps, answer) at `stage`; one forward in eval mode, then one backward; saves
   the loss, the logits at every supervised position (row-major), their labels and every
   parameter's gradient to `out`.
-- `generate`: the checkout's `Coconut.generate` (batch 1, greedy) for each question after
-  `thoughts` latent tokens; the new tokens, and per question the seconds to the first answer
-  token and in all (`ignore_eos`: the model's EOS id is set to -1 so that every answer runs to
-  `max_new_tokens`, for timing).
+- `generate`: the checkout's `Coconut.generate` (batch 1, greedy) for each question, its prompt
+  laid out by the checkout's `get_question_latent_dataset` (c x latent_stages latent tokens);
+  the new tokens, and per question the seconds to the first answer token (stamped when the
+  official forward over prompt and thoughts returns, before its argmax) and in all
+  (`ignore_eos`: the model's EOS id is set to -1 so that every answer runs to `max_new_tokens`,
+  for timing).
 - `train`: `steps` optimizer steps as the checkout's `run.py` takes them (collate, forward,
   loss.backward, AdamW step, zero_grad) over `batches` in turn; the seconds of each.
 - `load_data`: the checkout's `get_dataset` on a Coconut JSON file with a tokenizer folder; the
@@ -109,6 +111,7 @@ def _batch(features: list[dict]) -> dict:
 
 
 def forward(req: dict) -> dict:
+    """One forward and backward of the official model on the laid-out batch (eval mode)."""
     model = STATE["model"]
     batch = _batch(_features(req))
     model.eval()  # no dropout: the same function on both sides
@@ -116,15 +119,14 @@ def forward(req: dict) -> dict:
     out = model(**batch)
     out.loss.backward()
     keep = batch["labels"][:, 1:] != -100
-    grads = {
-        n: p.grad.detach().clone() for n, p in model.base_causallm.named_parameters() if p.grad is not None
-    }
+    params = model.base_causallm.named_parameters()
+    grads = {n: p.grad.detach().clone() for n, p in params if p.grad is not None}
+    model.base_causallm.zero_grad(set_to_none=True)  # nothing left for a later training step
     torch.save(
         {
             "loss": out.loss.detach(),
             "logits": out.logits[:, :-1][keep].detach(),
             "labels": batch["labels"][:, 1:][keep],
-            "input_ids": batch["input_ids"],
             "grads": grads,
         },
         req["out"],
@@ -132,7 +134,31 @@ def forward(req: dict) -> dict:
     return {"loss": float(out.loss.detach()), "shape": list(batch["input_ids"].shape)}
 
 
+def _prompts(req: dict) -> list[list[int]]:
+    """The official inference prompts (`get_question_latent_dataset`): question, start,
+    `thoughts_per_step` x `latent_stages` latent tokens, end."""
+    from datasets import Dataset
+
+    questions = req["questions"]
+    base = Dataset.from_dict(
+        {
+            "question_tokenized": questions,
+            "steps_tokenized": [[] for _ in questions],  # unused: latents padded to the maximum
+            "idx": list(range(len(questions))),
+        }
+    )
+    configs = SimpleNamespace(
+        pad_latent_to_max=True, max_latent_stage=req["latent_stages"], c_thought=req["c"]
+    )
+    special = STATE["special"]
+    laid = STATE["dataset"].get_question_latent_dataset(
+        req["latent_stages"], base, configs, special["start"], special["latent"], special["end"]
+    )
+    return [list(laid[i]["input_ids"]) for i in range(len(laid))]
+
+
 def generate(req: dict) -> dict:
+    """The official greedy decoding, one question at a time (it supports batch 1 only)."""
     model, special = STATE["model"], STATE["special"]
     model.eval()
     # timing: an EOS id no token has, so that every answer gets max_new_tokens as rim's do
@@ -149,10 +175,8 @@ def generate(req: dict) -> dict:
     answers, ttft, total = [], [], []
     try:
         with torch.no_grad():
-            for q in req["questions"]:
-                ids = torch.tensor(
-                    [[*q, special["start"], *[special["latent"]] * req["thoughts"], special["end"]]]
-                )
+            for prompt in _prompts(req):
+                ids = torch.tensor([prompt])
                 first.clear()
                 start = time.perf_counter()
                 tokens = model.generate(ids, torch.ones_like(ids), max_new_tokens=req["max_new_tokens"])
@@ -160,17 +184,22 @@ def generate(req: dict) -> dict:
                 ttft.append(first[0] - start)
                 answers.append(tokens[0, ids.shape[1] :].tolist())
     finally:
-        model.forward = plain_forward
+        del model.forward  # the class's own again
+        model.eos_token_id = special["eos"]
     return {"answers": answers, "ttft_s": ttft, "total_s": total}
 
 
 def train(req: dict) -> dict:
+    """`steps` optimizer steps as `run.py` takes them; the seconds and loss of each. The rows are
+    laid out (`get_cot_latent_dataset`, once per epoch in `run.py`) before the clock starts;
+    each timed step collates, runs forward and backward, and steps AdamW."""
     model = STATE["model"]
     if STATE["optimizer"] is None:
         STATE["optimizer"] = torch.optim.AdamW(
             model.base_causallm.parameters(), lr=req["lr"], weight_decay=req["weight_decay"]
         )
     optimizer = STATE["optimizer"]
+    optimizer.zero_grad(set_to_none=True)
     model.train()
     laid = [_features({**req, "examples": rows}) for rows in req["batches"]]
     seconds, losses = [], []
@@ -188,6 +217,7 @@ def train(req: dict) -> dict:
 
 
 def load_data(req: dict) -> dict:
+    """The official `get_dataset` on a Coconut JSON file: its token ids."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(req["tokenizer"])

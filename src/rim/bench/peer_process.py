@@ -39,21 +39,32 @@ class PeerProcess:
 
     def __init__(self, peer: str, python: str | None = None) -> None:
         self.peer = peer
-        self.proc = subprocess.Popen(
-            [python or sys.executable, str(SCRIPTS[peer])],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-            env={**os.environ, "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELISM": "false"},
-        )
+        try:
+            self.proc = subprocess.Popen(
+                [python or sys.executable, str(SCRIPTS[peer])],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+                env={
+                    **os.environ,
+                    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+                    "TOKENIZERS_PARALLELISM": "false",
+                },
+            )
+        except OSError as exc:
+            raise RimInputError(f"cannot run the peer's Python: {exc.strerror}", source=str(python)) from exc
 
     def call(self, cmd: str, **request: Any) -> dict[str, Any]:
         """Send one request; its reply, or `RimRunError` with the peer's traceback."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps({"cmd": cmd, **request}) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
+        try:
+            self.proc.stdin.write(json.dumps({"cmd": cmd, **request}) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            line = ""
+        else:
+            line = self.proc.stdout.readline()
         if not line:
             raise RimRunError(f"the {self.peer} peer process ended during {cmd!r} (its error is above)")
         reply = json.loads(line)
@@ -64,15 +75,20 @@ class PeerProcess:
         return reply
 
     def close(self) -> None:
-        """Ask the script to quit and wait for it."""
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            try:
+        """Ask the script to quit and wait for it (kill it after a minute)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            if self.proc.poll() is None:
                 self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
-                self.proc.stdin.close()
-            except BrokenPipeError:
-                pass
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
             self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
 
     def __enter__(self) -> PeerProcess:
         return self

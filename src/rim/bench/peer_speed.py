@@ -14,7 +14,7 @@ from transformers import PreTrainedModel
 
 from rim.bench import report
 from rim.bench.common import build_method
-from rim.bench.peer_batch import coconut, peer_rows, random_examples
+from rim.bench.peer_batch import peer_rows, random_examples, rim_coconut
 from rim.bench.peer_process import PeerProcess
 from rim.bench.settings import PeersSettings
 from rim.core.segments import SpecialIds
@@ -32,10 +32,15 @@ def training_speed(
     rng: random.Random,
     console: Console | None,
 ) -> dict[str, Any]:
-    """Seconds per optimizer step on the same batches, rounds alternating peer and rim."""
-    method = coconut(special, s, s.speed_c)
-    stage = f"coconut{min(s.speed_stage, s.latent_stages)}"
-    batches = [random_examples(s.batch_size, s, plain, special, rng) for _ in range(s.steps_per_round)]
+    """Seconds per optimizer step on the same batches, rounds alternating peer and rim. A timed
+    rim step lays its rows out (`collate`: the curriculum stage's sequences, then padding), as
+    rim's training loop does every step; a timed official step only pads (`MyCollator`), its rows
+    laid out before the clock starts, as `run.py` lays them out once an epoch. Both then run
+    forward, backward and an AdamW step."""
+    method = rim_coconut(special, s, s.speed_c)
+    k = min(s.speed_stage, s.latent_stages)
+    stage = f"coconut{k}"
+    batches = [random_examples(s.batch_size, s, plain, rng) for _ in range(s.steps_per_round)]
     optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     model.train()
     peer_s: list[float] = []
@@ -46,7 +51,7 @@ def training_speed(
         reply = peer.call(
             "train",
             batches=[peer_rows(b, special) for b in batches],
-            stage=min(s.speed_stage, s.latent_stages),
+            stage=k,
             c=s.speed_c,
             max_latent_stage=s.latent_stages,
             pad_latent_to_max=True,
@@ -78,7 +83,7 @@ def training_speed(
     return {
         "stage": stage,
         "batch": s.batch_size,
-        "thoughts": min(s.speed_stage, s.latent_stages) * s.speed_c,
+        "thoughts": k * s.speed_c,
         "peer_s_per_step": peer_step,
         "rim_s_per_step": rim_step,
         "peer_examples_per_s": s.batch_size / peer_step,
@@ -102,11 +107,11 @@ def inference_speed(
     rim's Coconut, RiM and no-CoT at each of `batches` (medians over the questions at batch 1,
     over `repeats` at larger batches)."""
     model.eval()
-    thoughts = s.speed_c * s.latent_stages
     timed = peer.call(
         "generate",
         questions=[list(q) for q in questions],
-        thoughts=thoughts,
+        c=s.speed_c,
+        latent_stages=s.latent_stages,
         max_new_tokens=s.max_new_tokens,
         ignore_eos=True,
     )
@@ -121,7 +126,7 @@ def inference_speed(
         }
     ]
     methods = {
-        "coconut": coconut(special, s, s.speed_c),
+        "coconut": rim_coconut(special, s, s.speed_c),
         "rim": build_method("rim", special),
         "nocot": build_method("nocot", special),
     }

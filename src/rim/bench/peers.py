@@ -60,7 +60,11 @@ def run_peers(settings: PeersSettings, out: str | Path, console: Console | None 
     bench = random_model(cfg, "float32", settings.seed)
     model, special = bench.model, bench.special
     set_dropout(model, 0.0)  # both sides without dropout: the two loss trajectories must agree
-    rng = random.Random(settings.seed)
+    torch.manual_seed(settings.seed)
+    with torch.no_grad():
+        for weight in (p for p in model.parameters() if p.dim() > 1):
+            weight.normal_(0.0, settings.init_std)
+    rng, ask = random.Random(settings.seed), random.Random(settings.seed + 1)  # batches; questions
     result: dict[str, Any] = {"peer": settings.peer, "checkout": _commit(checkout)}
     with tempfile.TemporaryDirectory() as tmp, PeerProcess(settings.peer, settings.python) as peer:
         weights = Path(tmp) / "weights.pt"
@@ -78,16 +82,17 @@ def run_peers(settings: PeersSettings, out: str | Path, console: Console | None 
             f"peer {settings.peer} at {result['checkout']['commit'] or checkout}: {result['peer_side']}",
         )
         if "equality" in settings.checks:
-            rows = random_examples(settings.examples, settings, bench.plain_ids, special, rng)
+            rows = random_examples(settings.examples, settings, bench.plain_ids, rng)
             result["equality"] = equality(peer, model, special, rows, settings, Path(tmp), console)
         questions = [
-            random_examples(1, settings, bench.plain_ids, special, rng)[0].question
-            for _ in range(settings.questions)
+            random_examples(1, settings, bench.plain_ids, ask)[0].question for _ in range(settings.questions)
         ]
         if "generation" in settings.checks:
             result["generation"] = generation(peer, model, special, questions, settings)
         if "speed" in settings.checks:
-            result["training"] = training_speed(peer, model, special, settings, bench.plain_ids, rng, console)
+            result["training"] = training_speed(
+                peer, model, special, settings, bench.plain_ids, random.Random(settings.seed + 2), console
+            )
             result["inference"] = inference_speed(peer, model, special, questions, settings)
         if "loaders" in settings.checks:
             result["loaders"] = loaders(peer, settings, checkout, Path(tmp))

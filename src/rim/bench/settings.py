@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from rim.common.schema import Device, Dtype, Section
 from rim.methods.settings import METHOD_CONFIGS
@@ -166,9 +166,14 @@ class PeersSettings(Section):
     model: str | None = None
     """Model preset (configs/model/*.yaml, a GPT-2 built from scratch); null: the default 4-layer
     d-256 GPT-2."""
-    checks: list[PeerCheck] = Field(default_factory=lambda: list(PEER_CHECKS), min_length=1)
+    init_std: float = Field(0.2, gt=0)
+    """Std of the random weight matrices (biases and norms as built). GPT-2's own 0.02 gives
+    nearly the same greedy answer to every question, which would leave the generation check
+    little to compare."""
+    checks: list[PeerCheck] = Field(default_factory=lambda: list(PEER_CHECKS[:3]), min_length=1)
     """What to run: loss, logits and gradients at every stage; greedy answers; training and
-    inference speed; the peer's data loaders against rim's readers."""
+    inference speed; and, given `data` and `tokenizer`, the peer's data loaders against rim's
+    readers."""
     latent_stages: int = Field(3, ge=1)
     """Coconut's max_latent_stage (its GSM8k recipe's 3)."""
     thoughts_per_step: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
@@ -188,7 +193,8 @@ class PeersSettings(Section):
     speed_stage: int = Field(2, ge=0)
     """Curriculum stage of the timed training steps (stage x c thoughts)."""
     speed_c: int = Field(2, ge=1)
-    """c of the timed training steps and of inference (c x latent_stages thoughts)."""
+    """c of the timed training steps, and of the generation check and the inference timing
+    (c x latent_stages thoughts)."""
     steps_per_round: int = Field(3, ge=1)
     """Training steps per side per round; rounds alternate peer and rim."""
     warmup: int = Field(1, ge=0)
@@ -210,6 +216,14 @@ class PeersSettings(Section):
     """torch CPU threads on both sides."""
     seed: int = 0
     """Seed of the model, the examples and the questions."""
+
+    @model_validator(mode="after")
+    def _loaders_have_data(self) -> PeersSettings:
+        if "loaders" in self.checks and (not self.data or self.tokenizer is None):
+            raise ValueError(
+                "the loaders check reads `data` with `tokenizer` (a GPT-2 tokenizer folder): set both"
+            )
+        return self
 
 
 PEERS_PATHS = ("checkout", "model", "data", "tokenizer")

@@ -9,7 +9,16 @@ from datasets import Dataset
 
 
 def get_dataset(path, tokenizer, max_size=1000000000):
-    rows = json.load(open(path))[:max_size]
+    with open(path) as f:
+        rows = json.load(f)[:max_size]
+    # the pieces must tokenise as the whole text does (checked on the first row)
+    first = rows[0]
+    whole = first["question"] + "\n" + "\n".join(first["steps"]) + "\n### " + first["answer"]
+    pieces = tokenizer.encode(first["question"] + "\n") + [
+        t for s in first["steps"] for t in tokenizer.encode(s + "\n", add_special_tokens=False)
+    ]
+    pieces += tokenizer.encode("### " + first["answer"], add_special_tokens=False)
+    assert tokenizer.encode(whole) == pieces, "the tokenizer merges across the pieces"
     return Dataset.from_dict(
         {
             "question_tokenized": [tokenizer.encode(r["question"] + "\n") for r in rows],
@@ -23,6 +32,18 @@ def get_dataset(path, tokenizer, max_size=1000000000):
             "idx": list(range(len(rows))),
         }
     )
+
+
+def get_question_latent_dataset(
+    scheduled_stage, base_dataset_valid, configs, start_id, latent_id, end_id, no_special_marker=False
+):
+    def prompt(sample):
+        steps = configs.max_latent_stage if configs.pad_latent_to_max else len(sample["steps_tokenized"])
+        latents = min(steps, configs.max_latent_stage, scheduled_stage) * configs.c_thought
+        ids = sample["question_tokenized"] + [start_id] + [latent_id] * latents + [end_id]
+        return {"input_ids": ids, "idx": sample["idx"], "attention_mask": [1] * len(ids)}
+
+    return base_dataset_valid.map(prompt, remove_columns=list(base_dataset_valid.features))
 
 
 def get_cot_latent_dataset(
