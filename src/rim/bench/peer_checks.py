@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 TOLERANCE = 1e-5
-"""Largest absolute difference of loss, logits and gradients counted as equal (fp32)."""
+"""Largest difference of loss, logits and gradients counted as equal (fp32), relative to the
+largest magnitude of each (loss, any logit, any gradient entry) where that is above 1."""
 
 
 def rim_forward(
@@ -92,15 +93,16 @@ def equality(
                 "loss_peer": float(theirs["loss"]),
                 "loss_diff": abs(float(ours["loss"]) - float(theirs["loss"])),
                 "logits_diff": _max_diff(ours["logits"], theirs["logits"]) if same_labels else None,
+                "logits_max": float(ours["logits"].abs().max()) if ours["logits"].numel() else 0.0,
                 "grad_diff": _grad_diff(ours["grads"], theirs["grads"]),
                 "grad_max": max((float(g.abs().max()) for g in ours["grads"].values()), default=0.0),
             }
             row["equal"] = bool(
                 same_labels
-                and row["loss_diff"] <= TOLERANCE
+                and row["loss_diff"] <= TOLERANCE * max(1.0, row["loss_rim"])
                 and row["logits_diff"] is not None
-                and row["logits_diff"] <= TOLERANCE
-                and row["grad_diff"] <= TOLERANCE
+                and row["logits_diff"] <= TOLERANCE * max(1.0, row["logits_max"])
+                and row["grad_diff"] <= TOLERANCE * max(1.0, row["grad_max"])
             )
             rows.append(row)
             report.say(

@@ -48,8 +48,10 @@ EQUALITY_COLUMNS = [
     Column("supervised", "supervised tokens", fixed(0)),
     Column("loss_diff", "|loss diff|", lambda v: f"{v:.1e}"),
     Column("logits_diff", "max |logits diff|", lambda v: "shape differs" if v is None else f"{v:.1e}"),
+    Column("logits_max", "max |logit|", lambda v: f"{v:.1f}"),
     Column("grad_diff", "max |grad diff|", lambda v: f"{v:.1e}"),
-    Column("equal", "equal (1e-5)", lambda v: "yes" if v else "NO"),
+    Column("grad_max", "max |grad|", lambda v: f"{v:.1e}"),
+    Column("equal", "equal (1e-5 relative)", lambda v: "yes" if v else "NO"),
 ]
 INFERENCE_COLUMNS = [
     Column("implementation", "code"),
@@ -75,7 +77,9 @@ def write(result: dict[str, Any], out: Path, console: Console | None) -> None:
     ]
     if "equality" in result:
         parts += [
-            "## Equality (fp32, eval mode, same weights and batch)\n",
+            "## Equality (fp32, eval mode, same weights and batch)\n\nEqual: every difference within "
+            "1e-5 of the largest magnitude of its kind (the loss, any logit, any gradient entry; "
+            "absolute below 1).\n",
             report.markdown_table(result["equality"], EQUALITY_COLUMNS),
         ]
     if "generation" in result:

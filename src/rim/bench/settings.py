@@ -166,10 +166,11 @@ class PeersSettings(Section):
     model: str | None = None
     """Model preset (configs/model/*.yaml, a GPT-2 built from scratch); null: the default 4-layer
     d-256 GPT-2."""
-    init_std: float = Field(0.2, gt=0)
-    """Std of the random weight matrices (biases and norms as built). GPT-2's own 0.02 gives
-    nearly the same greedy answer to every question, which would leave the generation check
-    little to compare."""
+    init_std: float | None = Field(0.05, gt=0)
+    """Std of the random weight matrices (biases and norms as built; null: all as built). GPT-2's
+    own init can give nearly the same greedy answer to every question, which would leave the
+    generation check little to compare; much wider (0.2) makes the thought chain chaotic, its
+    gradients reach 1e3 and float rounding alone moves them by 1e-5 relative."""
     checks: list[PeerCheck] = Field(default_factory=lambda: list(PEER_CHECKS[:3]), min_length=1)
     """What to run: loss, logits and gradients at every stage; greedy answers; training and
     inference speed; and, given `data` and `tokenizer`, the peer's data loaders against rim's
