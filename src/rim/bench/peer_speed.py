@@ -104,56 +104,67 @@ def inference_speed(
     s: PeersSettings,
 ) -> list[dict[str, Any]]:
     """Time to the first answer token and answers per second: the peer's Coconut at batch 1;
-    rim's Coconut, RiM and no-CoT at each of `batches` (medians over the questions at batch 1,
-    over `repeats` at larger batches)."""
+    rim's Coconut, RiM and no-CoT at each of `batches`. The questions are split into
+    `warmup + repeats` rounds; each round runs the official code on its questions, then every
+    rim method at batch 1 on the same questions and once at each larger batch, so that other
+    load on the machine spreads over both. Medians over the timed rounds' answers (batch 1) or
+    rounds (larger batches)."""
     model.eval()
-    timed = peer.call(
-        "generate",
-        questions=[list(q) for q in questions],
-        c=s.speed_c,
-        latent_stages=s.latent_stages,
-        max_new_tokens=s.max_new_tokens,
-        ignore_eos=True,
-    )
-    rows = [
-        {
-            "implementation": f"official {s.peer}",
-            "method": "coconut",
-            "batch": 1,
-            "ttft_ms": 1000 * statistics.median(timed["ttft_s"]),
-            "answers_per_s": 1 / statistics.median(timed["total_s"]),
-            "tokens": statistics.mean(len(a) for a in timed["answers"]),
-        }
-    ]
     methods = {
         "coconut": rim_coconut(special, s, s.speed_c),
         "rim": build_method("rim", special),
         "nocot": build_method("nocot", special),
     }
-    for name, method in methods.items():
-        for batch in s.batches:
-            ttft, total, tokens = [], [], []
-            groups = (
-                [[q] for q in questions]
-                if batch == 1
-                else [_cycle(questions, batch)] * (s.warmup + s.repeats)
-            )
-            for i, group in enumerate(groups):
-                gen = method.generate(model, group, s.max_new_tokens, ignore_eos=True)
-                if batch == 1 or i >= s.warmup:
-                    ttft.append(gen.ttft_s)
-                    total.append(gen.total_s)
-                    tokens.append(statistics.mean(len(r) for r in gen.ids))
-            rows.append(
-                {
-                    "implementation": "rim",
-                    "method": name,
-                    "batch": batch,
-                    "ttft_ms": 1000 * statistics.median(ttft),
-                    "answers_per_s": batch / statistics.median(total),
-                    "tokens": statistics.mean(tokens),
-                }
-            )
+    rounds = s.warmup + s.repeats
+    chunks = [questions[i::rounds] for i in range(rounds)]
+    official: dict[str, list[float]] = {"ttft": [], "total": [], "tokens": []}
+    timings: dict[tuple[str, int], dict[str, list[float]]] = {
+        (name, batch): {"ttft": [], "total": [], "tokens": []} for name in methods for batch in s.batches
+    }
+    for r, chunk in enumerate(c for c in chunks if c):
+        timed = peer.call(
+            "generate",
+            questions=[list(q) for q in chunk],
+            c=s.speed_c,
+            latent_stages=s.latent_stages,
+            max_new_tokens=s.max_new_tokens,
+            ignore_eos=True,
+        )
+        if r >= s.warmup:
+            official["ttft"] += timed["ttft_s"]
+            official["total"] += timed["total_s"]
+            official["tokens"] += [len(a) for a in timed["answers"]]
+        for name, method in methods.items():
+            for batch in s.batches:
+                groups = [[q] for q in chunk] if batch == 1 else [_cycle(questions, batch)]
+                for group in groups:
+                    gen = method.generate(model, group, s.max_new_tokens, ignore_eos=True)
+                    if r >= s.warmup:
+                        t = timings[(name, batch)]
+                        t["ttft"].append(gen.ttft_s)
+                        t["total"].append(gen.total_s)
+                        t["tokens"].append(statistics.mean(len(row) for row in gen.ids))
+    rows = [
+        {
+            "implementation": f"official {s.peer}",
+            "method": "coconut",
+            "batch": 1,
+            "ttft_ms": 1000 * statistics.median(official["ttft"]),
+            "answers_per_s": 1 / statistics.median(official["total"]),
+            "tokens": statistics.mean(official["tokens"]),
+        }
+    ]
+    for (name, batch), t in timings.items():
+        rows.append(
+            {
+                "implementation": "rim",
+                "method": name,
+                "batch": batch,
+                "ttft_ms": 1000 * statistics.median(t["ttft"]),
+                "answers_per_s": batch / statistics.median(t["total"]),
+                "tokens": statistics.mean(t["tokens"]),
+            }
+        )
     return rows
 
 

@@ -60,10 +60,11 @@ def run_peers(settings: PeersSettings, out: str | Path, console: Console | None 
     bench = random_model(cfg, "float32", settings.seed)
     model, special = bench.model, bench.special
     set_dropout(model, 0.0)  # both sides without dropout: the two loss trajectories must agree
-    torch.manual_seed(settings.seed)
-    with torch.no_grad():
-        for weight in (p for p in model.parameters() if p.dim() > 1 and settings.init_std is not None):
-            weight.normal_(0.0, settings.init_std)
+    if settings.init_std is not None:
+        torch.manual_seed(settings.seed)
+        with torch.no_grad():
+            for weight in (p for p in model.parameters() if p.dim() > 1):
+                weight.normal_(0.0, settings.init_std)
     rng, ask = random.Random(settings.seed), random.Random(settings.seed + 1)  # batches; questions
     result: dict[str, Any] = {"peer": settings.peer, "checkout": _commit(checkout)}
     with tempfile.TemporaryDirectory() as tmp, PeerProcess(settings.peer, settings.python) as peer:

@@ -219,11 +219,13 @@ class PeersSettings(Section):
     """Seed of the model, the examples and the questions."""
 
     @model_validator(mode="after")
-    def _loaders_have_data(self) -> PeersSettings:
+    def _checks_have_inputs(self) -> PeersSettings:
         if "loaders" in self.checks and (not self.data or self.tokenizer is None):
             raise ValueError(
                 "the loaders check reads `data` with `tokenizer` (a GPT-2 tokenizer folder): set both"
             )
+        if "speed" in self.checks and self.questions < self.warmup + self.repeats:
+            raise ValueError("the inference timing splits `questions` over warmup + repeats rounds: ask more")
         return self
 
 
