@@ -143,13 +143,7 @@ def generation(
     c x latent_stages thoughts, compared up to EOS."""
     method = rim_coconut(special, s, s.speed_c)
     model.eval()
-    theirs = peer.call(
-        "generate",
-        questions=[list(q) for q in questions],
-        c=s.speed_c,
-        latent_stages=s.latent_stages,
-        max_new_tokens=s.max_new_tokens,
-    )
+    theirs = official_answers(peer, questions, s)
     # rim's rows end before EOS; the official ones keep a first token even if it is EOS
     single = [method.generate(model, [q], s.max_new_tokens).ids[0] for q in questions]
     batched = method.generate(model, questions, s.max_new_tokens).ids
@@ -169,6 +163,21 @@ def generation(
             None,
         ),
     }
+
+
+def official_answers(
+    peer: PeerProcess, questions: list[tuple[int, ...]], s: PeersSettings, ignore_eos: bool = False
+) -> dict[str, Any]:
+    """The official `generate` on `questions` after speed_c x latent_stages thoughts: its
+    answers and per-question seconds (`ignore_eos`: every answer `max_new_tokens` long)."""
+    return peer.call(
+        "generate",
+        questions=[list(q) for q in questions],
+        c=s.speed_c,
+        latent_stages=s.latent_stages,
+        max_new_tokens=s.max_new_tokens,
+        ignore_eos=ignore_eos,
+    )
 
 
 def loaders(peer: PeerProcess, s: PeersSettings, checkout: Path, tmp: Path) -> list[dict[str, Any]]:

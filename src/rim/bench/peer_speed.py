@@ -15,6 +15,7 @@ from transformers import PreTrainedModel
 from rim.bench import report
 from rim.bench.common import build_method
 from rim.bench.peer_batch import peer_rows, random_examples, rim_coconut
+from rim.bench.peer_checks import official_answers
 from rim.bench.peer_process import PeerProcess
 from rim.bench.settings import PeersSettings
 from rim.core.segments import SpecialIds
@@ -122,14 +123,7 @@ def inference_speed(
         (name, batch): {"ttft": [], "total": [], "tokens": []} for name in methods for batch in s.batches
     }
     for r, chunk in enumerate(c for c in chunks if c):
-        timed = peer.call(
-            "generate",
-            questions=[list(q) for q in chunk],
-            c=s.speed_c,
-            latent_stages=s.latent_stages,
-            max_new_tokens=s.max_new_tokens,
-            ignore_eos=True,
-        )
+        timed = official_answers(peer, chunk, s, ignore_eos=True)
         if r >= s.warmup:
             official["ttft"] += timed["ttft_s"]
             official["total"] += timed["total_s"]
