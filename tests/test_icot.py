@@ -12,12 +12,15 @@ from helpers import RECORDS, tiny_tokenizer, write_jsonl
 
 from rim.cli import main
 from rim.config import config_from_dict
-from rim.core.encoding import Example, encode
+from rim.core.encoding import Example, chain_after_steps, decode_text, encode
 from rim.core.segments import IGNORE
 from rim.data.generators.chain import generate_chain
+from rim.data.generators.multiplication import multiplication_record
+from rim.data.icot import format_icot_line
 from rim.inference.infer import load_run
 from rim.methods import METHOD_CONFIGS, SpecialIds, make_method
 from rim.methods.icot import ICoT
+from rim.models.modeling import scratch_tokenizer
 from rim.training.schedule import next_reset, plan_stages
 
 SPECIAL = SpecialIds(open=90, memory=91, close=92, eos=93, pad=94)
@@ -223,3 +226,21 @@ def test_a_tiny_run_creates_a_fresh_adamw_each_time_the_count_grows(tmp_path, mo
     cfg.method = cfg.method.model_copy(update={"reset_optimizer": False})
     run_training(cfg, tmp_path / "run2", Reporter(enabled=False))
     assert len(made) == 1
+
+
+def test_multiplication_chains_keep_the_plus_between_partial_products():
+    """The iCoT files join a multiplication's partial products with ` + `; the chain rim trains
+    (CoT, iCoT-SI's removal, Coconut's and CODI's remaining steps) keeps it, as the official code does."""
+    record = multiplication_record(2365, 4347)
+    tok = scratch_tokenizer([record.question, *record.steps, record.answer, "+ ####"], vocab_size=80)
+    ex = encode(record, tok)
+    chain_text = format_icot_line(record).split("||")[1]
+    assert decode_text(tok, list(ex.cot)) == chain_text  # "s1 + s2 + s3 + s4 #### answer"
+    assert decode_text(tok, list(ex.joint)) == "+"
+    assert decode_text(tok, list(chain_after_steps(ex, 1))) == chain_text.split(" + ", 1)[1]
+    assert decode_text(tok, list(chain_after_steps(ex, len(ex.steps)))) == f"#### {record.answer}"
+    method = icot(**NO_SMOOTHING)
+    chain_tokens = len(ex.cot) - len(chain_after_steps(ex, len(ex.steps)))
+    assert chain_tokens == sum(len(s) for s in ex.steps) + 3 * len(ex.joint)  # three joints
+    assert method.target_at(ex, math.inf) == method.target_at(ex, chain_tokens)
+    assert method.target_at(ex, chain_tokens - 1) == (ex.steps[-1][-1], *chain_after_steps(ex, len(ex.steps)))

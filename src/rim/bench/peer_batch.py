@@ -13,7 +13,7 @@ from transformers import PreTrainedModel
 
 from rim.bench.common import build_method
 from rim.bench.settings import PeersSettings
-from rim.core.encoding import Example
+from rim.core.encoding import Example, chain_after_steps
 from rim.core.segments import SpecialIds
 from rim.methods import Method
 
@@ -87,7 +87,7 @@ def peer_rows(examples: Sequence[Example], special: SpecialIds) -> list[dict[str
     rows = []
     for ex in examples:
         steps = [list(s) for s in ex.steps]
-        rest = list(ex.cot[sum(len(s) for s in steps) :])
+        rest = list(chain_after_steps(ex, len(ex.steps)))
         rows.append({"question": list(ex.question), "steps": steps, "answer": [*rest, special.eos]})
     return rows
 

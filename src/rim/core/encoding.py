@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from rim.common.errors import RimInputError
+from rim.data.icot import step_separator
 from rim.data.records import COT_SEPARATOR, Record
 
 if TYPE_CHECKING:  # annotations only: importing this module needs no transformers
@@ -22,19 +23,28 @@ class Example:
     steps: tuple[tuple[int, ...], ...]
     answer: tuple[int, ...]
     cot: tuple[int, ...]
+    joint: tuple[int, ...] = ()
+    """The tokens that join two steps in `cot` (`` +`` for the iCoT multiplication files; none
+    where steps are joined by a space)."""
 
 
-def chain_after_steps(ex: Example, k: int) -> tuple[int, ...]:
-    """The tokenised CoT chain without its first k steps: steps k+1..T, then ` #### answer`.
-    Raises ValueError if the chain does not start with its steps' own tokens (the tokenizer
-    merged across a step boundary)."""
-    removed = tuple(itertools.chain.from_iterable(ex.steps[:k]))
-    if ex.cot[: len(removed)] != removed:
+def chain_prefix(ex: Example, k: int) -> tuple[int, ...]:
+    """The first k steps of the tokenised CoT chain with the joints after them (none after the
+    last step): what `chain_after_steps` cuts off. Raises ValueError if `cot` does not start
+    with these tokens (the tokenizer merged across a step boundary)."""
+    pieces = [(*step, *ex.joint) if i < len(ex.steps) - 1 else step for i, step in enumerate(ex.steps[:k])]
+    prefix = tuple(itertools.chain.from_iterable(pieces))
+    if ex.cot[: len(prefix)] != prefix:
         raise ValueError(
             "the tokenised CoT chain does not start with the tokens of its steps "
             "(the tokenizer merges across step boundaries)"
         )
-    return ex.cot[len(removed) :]
+    return prefix
+
+
+def chain_after_steps(ex: Example, k: int) -> tuple[int, ...]:
+    """The tokenised CoT chain without its first k steps: steps k+1..T, then ` #### answer`."""
+    return ex.cot[len(chain_prefix(ex, k)) :]
 
 
 def texts_of(record: Record) -> list[str]:
@@ -48,7 +58,9 @@ def texts_of(record: Record) -> list[str]:
 
 def encode(record: Record, tok: PreTrainedTokenizerBase) -> Example:
     """Tokenise a record. The question gets the tokenizer's own special tokens (e.g. BOS);
-    steps, answer and the CoT chain are tokenised as continuations (leading space, no BOS)."""
+    steps, answer and the CoT chain are tokenised as continuations (leading space, no BOS).
+    The chain joins the steps as the iCoT text format does (`step_separator`: `` + `` for
+    multiplication, a space otherwise), then ` #### answer`."""
 
     def cont(text: str) -> tuple[int, ...]:
         return tuple(tok(" " + text.strip(), add_special_tokens=False).input_ids)
@@ -56,12 +68,15 @@ def encode(record: Record, tok: PreTrainedTokenizerBase) -> Example:
     question = tuple(tok(record.question.strip()).input_ids)
     if not question:
         raise RimInputError("question is empty after tokenisation", source=record.origin)
-    chain = " ".join([*record.steps, COT_SEPARATOR, record.answer])
+    sep = step_separator(record.question)
+    steps_text = [sep.join(record.steps)] if record.steps else []
+    chain = " ".join([*steps_text, COT_SEPARATOR, record.answer])
     return Example(
         question=question,
         steps=tuple(cont(s) for s in record.steps if s.strip()),
         answer=cont(record.answer),
         cot=cont(chain),
+        joint=cont(sep) if sep.strip() else (),
     )
 
 

@@ -29,14 +29,13 @@ Inference is no-CoT's: the question as prompt, then ` #### answer` directly.
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 import zlib
 from dataclasses import dataclass, field, replace
 from typing import ClassVar, cast
 
-from rim.core.encoding import Example
+from rim.core.encoding import Example, chain_prefix
 from rim.core.segments import Segment
 from rim.methods.base import SegmentMethod, SpecialIds, chain_answer, readout
 from rim.methods.settings import ICoTConfig
@@ -128,12 +127,7 @@ class ICoT(SegmentMethod):
 
     def target_at(self, ex: Example, removed: float) -> tuple[int, ...]:
         """The readout with the first `removed` chain tokens gone (all of them for inf)."""
-        chain = tuple(itertools.chain.from_iterable(ex.steps))
-        if ex.cot[: len(chain)] != chain:
-            raise ValueError(
-                "the tokenised CoT chain does not start with the tokens of its steps "
-                "(the tokenizer merges across step boundaries)"
-            )
+        chain = chain_prefix(ex, len(ex.steps))
         if removed == math.inf:
             return ex.cot[len(chain) :]
         return ex.cot[min(len(chain), cast(int, removed)) :]  # a finite count is an int
