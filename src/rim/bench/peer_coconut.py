@@ -31,11 +31,9 @@ Requests (`cmd`):
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import sys
 import time
-import traceback
 from types import SimpleNamespace
 
 import torch
@@ -232,25 +230,8 @@ def load_data(req: dict) -> dict:
 COMMANDS = {"setup": setup, "forward": forward, "generate": generate, "train": train, "load_data": load_data}
 
 
-def main() -> None:
-    """Serve requests until `quit` or end of input."""
-    replies = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # the peer's prints and progress bars go to stderr, not into the replies
-    sys.stdout = sys.stderr
-    for line in sys.stdin:
-        req = json.loads(line)
-        if req["cmd"] == "quit":
-            break
-        try:
-            reply = {"ok": True, **COMMANDS[req["cmd"]](req)}
-        except Exception as exc:  # the client raises it with the peer's traceback
-            reply = {
-                "ok": False,
-                "error": f"{type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc(),
-            }
-        replies.write(json.dumps(reply) + "\n")
-
-
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from peer_serve import serve  # beside this script; the peer's Python has no rim
+
+    serve(COMMANDS)

@@ -14,10 +14,16 @@ from typing import Any
 
 from rim.common.errors import RimInputError, RimRunError
 
-SCRIPTS = {"coconut": Path(__file__).with_name("peer_coconut.py")}
+SCRIPTS = {
+    "coconut": Path(__file__).with_name("peer_coconut.py"),
+    "icot": Path(__file__).with_name("peer_icot.py"),
+}
 """The peer script of each peer method."""
 
-CHECKOUT_FILES = {"coconut": ("coconut.py", "dataset.py")}
+CHECKOUT_FILES = {
+    "coconut": ("coconut.py", "dataset.py"),
+    "icot": ("src/train.py", "src/model.py", "src/data.py", "src/utils.py", "src/configuration_model.py"),
+}
 """Files a checkout of each peer must hold (the modules its script imports)."""
 
 

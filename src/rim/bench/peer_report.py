@@ -82,6 +82,8 @@ def write(result: dict[str, Any], out: Path, console: Console | None) -> None:
             "absolute below 1).\n",
             report.markdown_table(result["equality"], EQUALITY_COLUMNS),
         ]
+    if "icot" in result:
+        parts.append(icot_section(result["icot"]))
     if "generation" in result:
         g = result["generation"]
         parts.append(
@@ -122,6 +124,37 @@ def write(result: dict[str, Any], out: Path, console: Console | None) -> None:
     if "inference" in result:
         report.print_table(console, "inference", result["inference"], INFERENCE_COLUMNS)
     report.say(console, f"results in {out}/peers.json, peers.md" + (", peers.png" if image else ""))
+
+
+def icot_section(r: dict[str, Any]) -> str:
+    """The iCoT-SI checks in words (`rim.bench.peer_icot_checks`)."""
+    loaders, schedule, loss, resets = r["loaders"], r["schedule"], r["loss"], r["resets"]
+    return (
+        f"## iCoT-SI: a recorded official training run\n\n`{r['file']}`, official options "
+        f"`{r['args']}`: {r['steps']} steps, {r['steps_per_epoch']} per epoch.\n\n"
+        f"- Chains read: {loaders['same']} identical to the official tokens, {loaders['trailing_space']} "
+        f"identical but for the official chain's last token (a lone space before its EOS separator), "
+        f"{loaders['different']} different"
+        + ("" if loaders["first_difference"] is None else f" (first: `{loaders['first_difference']}`)")
+        + ".\n"
+        f"- Chain tokens left after removal, every step and row, with the official smoothing draw: "
+        f"{schedule['equal']} of {schedule['rows']} equal"
+        + (
+            ""
+            if schedule["first_difference"] is None
+            else f" (first difference: `{schedule['first_difference']}`)"
+        )
+        + ".\n"
+        f"- Offset distribution: max |difference| {r['distribution_diff']:.1e}.\n"
+        f"- Optimizer resets before steps: official {resets['official']}, rim {resets['rim']}; "
+        f"skipped by the official code after a batch with every chain removed: "
+        f"{resets['skipped_after_all_removed']}; unexplained: {resets['unexplained']}.\n"
+        f"- Loss on the same token ids and removals, every step (same weights): ids identical "
+        f"{'yes' if loss['ids_equal'] else 'NO'}, max |loss diff| {loss['loss_diff']:.1e} (largest loss "
+        f"{loss['loss_max']:.2f}); gradients at steps {loss['grad_steps']}: max |diff| "
+        f"{loss['grad_diff']:.1e} (largest {loss['grad_max']:.1e}); "
+        f"{'equal' if loss['equal'] else 'NOT equal'} (1e-5 relative).\n"
+    )
 
 
 def plot(result: dict[str, Any], path: Path) -> Path | None:

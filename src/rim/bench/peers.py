@@ -27,16 +27,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from transformers import PreTrainedModel
 
 from rim.bench import report
 from rim.bench.common import describe_model, model_config, random_model
 from rim.bench.peer_batch import gpt2_config, peer_special, random_examples
 from rim.bench.peer_checks import equality, generation, loaders
+from rim.bench.peer_icot_checks import run_icot
 from rim.bench.peer_process import PeerProcess, check_checkout
 from rim.bench.peer_report import ratios, write
 from rim.bench.peer_speed import inference_speed, training_speed
 from rim.bench.settings import PeersSettings
 from rim.common.errors import RimInputError
+from rim.core.segments import SpecialIds
 from rim.models.dropout import set_dropout
 
 if TYPE_CHECKING:
@@ -67,6 +70,62 @@ def run_peers(settings: PeersSettings, out: str | Path, console: Console | None 
                 weight.normal_(0.0, settings.init_std)
     rng, ask = random.Random(settings.seed), random.Random(settings.seed + 1)  # batches; questions
     result: dict[str, Any] = {"peer": settings.peer, "checkout": _commit(checkout)}
+    if settings.peer == "icot":
+        model = _icot_peer(settings, checkout, model, result, console)
+    else:
+        _coconut_peer(settings, checkout, model, special, bench, rng, ask, result, console)
+    result.update(
+        model=describe_model(model),
+        rim_side={"attention": getattr(model.config, "_attn_implementation", None)},
+        settings=settings.model_dump(),
+        environment=report.environment(load),
+    )
+    result["ratios"] = ratios(result)
+    write(result, out, console)
+    return result
+
+
+def _icot_peer(
+    settings: PeersSettings, checkout: Path, model: PreTrainedModel, result: dict, console: Console | None
+) -> PreTrainedModel:
+    """The iCoT-SI checks: the preset's GPT-2 with the GPT-2 tokenizer's vocabulary (the official
+    code reads text), the same weights on both sides."""
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    tok = AutoTokenizer.from_pretrained(settings.tokenizer)
+    config = model.config.to_dict()
+    config.update(vocab_size=len(tok), bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(settings.seed)
+    model = GPT2LMHeadModel(type(model.config).from_dict(config)).float()
+    set_dropout(model, 0.0)
+    with tempfile.TemporaryDirectory() as tmp, PeerProcess(settings.peer, settings.python) as peer:
+        weights = Path(tmp) / "weights.pt"
+        torch.save(model.state_dict(), weights)
+        result["peer_side"] = peer.call(
+            "setup",
+            checkout=str(checkout),
+            config=gpt2_config(model),
+            weights=str(weights),
+            tokenizer=settings.tokenizer,
+            threads=settings.threads,
+        )
+        report.say(console, f"peer icot at {result['checkout']['commit'] or checkout}: {result['peer_side']}")
+        result["icot"] = run_icot(peer, model, tok, settings, Path(tmp), console)
+    return model
+
+
+def _coconut_peer(
+    settings: PeersSettings,
+    checkout: Path,
+    model: PreTrainedModel,
+    special: SpecialIds,
+    bench: Any,
+    rng: random.Random,
+    ask: random.Random,
+    result: dict,
+    console: Console | None,
+) -> None:
+    """The Coconut checks (see the module docstring)."""
     with tempfile.TemporaryDirectory() as tmp, PeerProcess(settings.peer, settings.python) as peer:
         weights = Path(tmp) / "weights.pt"
         torch.save(model.state_dict(), weights)
@@ -97,15 +156,6 @@ def run_peers(settings: PeersSettings, out: str | Path, console: Console | None 
             result["inference"] = inference_speed(peer, model, special, questions, settings)
         if "loaders" in settings.checks:
             result["loaders"] = loaders(peer, settings, checkout, Path(tmp))
-    result.update(
-        model=describe_model(model),
-        rim_side={"attention": getattr(model.config, "_attn_implementation", None)},
-        settings=settings.model_dump(),
-        environment=report.environment(load),
-    )
-    result["ratios"] = ratios(result)
-    write(result, out, console)
-    return result
 
 
 def _checkout(settings: PeersSettings) -> str:

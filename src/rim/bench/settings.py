@@ -156,8 +156,10 @@ class PeersSettings(Section):
     """Settings of `rim bench peers` (also the keys of a configs/bench/peers-*.yaml file): rim
     beside a peer's official code on the same weights, batches and machine."""
 
-    peer: Literal["coconut"] = "coconut"
-    """The peer method whose official code runs beside rim's."""
+    peer: Literal["coconut", "icot"] = "coconut"
+    """The peer method whose official code runs beside rim's: Coconut
+    (facebookresearch/coconut) or iCoT-SI (da03/Internalize_CoT_Step_by_Step; its check is
+    `equality`: the removal schedule, resets and loss of a recorded official run)."""
     checkout: str | None = None
     """The folder of a `git clone` of the peer's official repository; null: the environment
     variable RIM_PEER_CHECKOUT."""
@@ -213,6 +215,15 @@ class PeersSettings(Section):
     preprocessing/gsm_icot.py) read by both loaders."""
     tokenizer: str | None = None
     """A GPT-2 tokenizer folder (vocab.json, merges.txt) for the loaders; null: skip them."""
+    icot_file: str | None = None
+    """iCoT-SI: the iCoT text file the official training runs on (read by rim's reader too)."""
+    icot_args: dict[str, float | int | bool | str] = Field(default_factory=dict)
+    """iCoT-SI: options of the official run (train.py's command-line names: batch_size, epochs,
+    max_size, remove_per_epoch, remove_start_from, remove_all_when_remove_beyond,
+    removal_smoothing_lambda, reset_optimizer, lr, seed); rim's method gets the same. lr 0 keeps
+    the weights, so every step's loss is compared on the same model."""
+    icot_grad_steps: list[int] = Field(default_factory=lambda: [0])
+    """iCoT-SI: steps whose gradients are compared too."""
     threads: int | None = Field(2, ge=1)
     """torch CPU threads on both sides."""
     seed: int = 0
@@ -220,6 +231,12 @@ class PeersSettings(Section):
 
     @model_validator(mode="after")
     def _checks_have_inputs(self) -> PeersSettings:
+        if self.peer == "icot" and (self.icot_file is None or self.tokenizer is None):
+            raise ValueError(
+                "the iCoT-SI checks read `icot_file` with `tokenizer` (a GPT-2 tokenizer folder)"
+            )
+        if self.peer == "icot" and self.checks != ["equality"]:
+            raise ValueError("the iCoT-SI peer has one check: checks: [equality]")
         if "loaders" in self.checks and (not self.data or self.tokenizer is None):
             raise ValueError(
                 "the loaders check reads `data` with `tokenizer` (a GPT-2 tokenizer folder): set both"
@@ -229,4 +246,4 @@ class PeersSettings(Section):
         return self
 
 
-PEERS_PATHS = ("checkout", "model", "data", "tokenizer")
+PEERS_PATHS = ("checkout", "model", "data", "tokenizer", "icot_file")

@@ -10,7 +10,7 @@ generation).
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 from transformers import PreTrainedModel
@@ -207,19 +207,8 @@ class SegmentMethod(StageSchedule):
         return out
 
     def loss(self, model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if "segment_ids" in batch:  # FlexAttention
-            from rim.core.flex import block_mask
-
-            mask = block_mask(batch)
-        else:
-            mask = batch["attention_mask"]
-        inputs = {
-            "input_ids": batch["input_ids"],
-            "attention_mask": mask,
-            "position_ids": batch["position_ids"],
-        }
         examples = int(batch["examples"]) if "examples" in batch else None
-        return weighted_readout_loss(model, inputs, batch["labels"], batch["weights"], examples)
+        return weighted_readout_loss(model, model_inputs(batch), batch["labels"], batch["weights"], examples)
 
     def tokens(self, batch: dict[str, torch.Tensor]) -> int:
         return int(batch["tokens"])
@@ -247,3 +236,15 @@ def chain_answer(text: str) -> str:
 def readout(ids: tuple[int, ...], n_blocks: int, weight: float, eos: int, kind: str) -> Segment:
     """A readout after `n_blocks` blocks: sees the question (segment 0) and blocks 1..n_blocks."""
     return Segment(ids, sees=tuple(range(n_blocks + 1)), weight=weight, end_id=eos, kind=kind, block=n_blocks)
+
+
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The model's keyword arguments for a collated segment batch: ids, the attention rule (a
+    dense mask, or FlexAttention's block mask for a sparse batch) and position ids."""
+    if "segment_ids" in batch:  # FlexAttention
+        from rim.core.flex import block_mask
+
+        mask: Any = block_mask(batch)
+    else:
+        mask = batch["attention_mask"]
+    return {"input_ids": batch["input_ids"], "attention_mask": mask, "position_ids": batch["position_ids"]}

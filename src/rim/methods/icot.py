@@ -7,7 +7,8 @@ Sequence. At optimizer step s of the stage, an example trains `question` then th
 
 where `chain` is the token ids of its reasoning steps (the CoT chain before ` #### answer`),
 n = `removal_count(s)` and o a random extra offset (removal smoothing). Only the readout is
-supervised: exactly the remaining chain tokens, the separator, the answer and EOS.
+supervised: exactly the remaining chain tokens, the separator, the answer and EOS. The loss is
+the official one: the mean NLL over the batch's supervised tokens.
 
 Schedule (counted in optimizer steps; the official code counts batches, the same without
 gradient accumulation). With E steps per epoch and every = round(E / remove_per_epoch),
@@ -35,9 +36,13 @@ import zlib
 from dataclasses import dataclass, field, replace
 from typing import ClassVar, cast
 
+import torch
+from transformers import PreTrainedModel
+
 from rim.core.encoding import Example, chain_prefix
+from rim.core.losses import mean_readout_loss
 from rim.core.segments import Segment
-from rim.methods.base import SegmentMethod, SpecialIds, chain_answer, readout
+from rim.methods.base import SegmentMethod, SpecialIds, chain_answer, model_inputs, readout
 from rim.methods.settings import ICoTConfig
 
 STAGE = "icot"
@@ -133,8 +138,17 @@ class ICoT(SegmentMethod):
         return ex.cot[min(len(chain), cast(int, removed)) :]  # a finite count is an int
 
     def layout(self, ex: Example, stage: str, fraction: float) -> list[Segment]:
-        target = self.target_at(ex, self.removed(ex, fraction))
+        return self.layout_at(ex, self.removed(ex, fraction))
+
+    def layout_at(self, ex: Example, removed: float) -> list[Segment]:
+        """The question, then the readout with the first `removed` chain tokens gone."""
+        target = self.target_at(ex, removed)
         return [Segment(ex.question, kind="question"), readout(target, 0, 1.0, self.special.eos, "answer")]
+
+    def loss(self, model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The official loss: the mean NLL over the batch's supervised tokens (RiM's and the
+        SFT baselines' is a sum per example)."""
+        return mean_readout_loss(model, model_inputs(batch), batch["labels"])
 
     def prompt(self, question: tuple[int, ...]) -> list[int]:
         return list(question)
