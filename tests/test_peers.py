@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import random
 import shutil
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from rim.bench.peer_process import SCRIPTS, PeerProcess, check_checkout
 from rim.bench.peers import run_peers
 from rim.bench.settings import PEER_CHECKS, PEERS_PATHS, PeersSettings
 from rim.common.errors import RimInputError, RimRunError
+from rim.data.generators.multiplication import multiplication_record
+from rim.data.icot import format_icot_line
 from rim.models.modeling import scratch_tokenizer
 
 STAND_IN = Path(__file__).parent / "peers" / "coconut"
@@ -153,9 +156,10 @@ def test_checkout_and_peer_errors(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
-def test_peer_script_imports_nothing_of_rim():
-    """The peer script runs in the peer's environment, where rim is not installed."""
-    tree = ast.parse(SCRIPTS["coconut"].read_text())
+@pytest.mark.parametrize("script", [*SCRIPTS.values(), SCRIPTS["coconut"].with_name("peer_serve.py")])
+def test_peer_scripts_import_nothing_of_rim(script):
+    """The peer scripts run in the peer's environment, where rim is not installed."""
+    tree = ast.parse(script.read_text())
     modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert modules and not any(m.split(".")[0] == "rim" for m in modules)
@@ -181,3 +185,94 @@ def test_equal_to_the_official_coconut(tmp_path):
     assert len(result["equality"]) == 2 * 5
     assert all(r["equal"] for r in result["equality"]), result["equality"]
     assert result["generation"]["same_batch1"] == result["generation"]["same_batched"] == 50
+
+
+ICOT_STAND_IN = Path(__file__).parent / "peers" / "icot"
+ICOT_ARGS = dict(
+    max_size=12,
+    batch_size=4,
+    epochs=6,
+    remove_per_epoch=3,  # a token every step
+    removal_smoothing_lambda=1.0,
+    remove_all_when_remove_beyond=12,
+    reset_optimizer=True,
+    lr=0.0,
+    seed=3,
+)
+
+
+def icot_settings(tmp_path: Path, checkout: Path) -> PeersSettings:
+    """12 multiplication problems as an iCoT text file, with a tokenizer trained on them."""
+    rng = random.Random(0)
+    records = [multiplication_record(rng.randrange(10, 100), rng.randrange(100, 1000)) for _ in range(12)]
+    lines = [format_icot_line(r) for r in records]
+    data = tmp_path / "mult.txt"
+    data.write_text("".join(line + "\n" for line in lines))
+    tok_dir = tmp_path / "tok"
+    scratch_tokenizer([*lines, "+ ( ) ####"], vocab_size=60).save_pretrained(tok_dir)
+    return tiny_settings(
+        tmp_path,
+        checkout,
+        peer="icot",
+        checks=["equality"],
+        icot_file=str(data),
+        icot_args=ICOT_ARGS,
+        icot_grad_steps=[0, 7],
+        tokenizer=str(tok_dir),
+    )
+
+
+def test_stand_in_icot_peer_agrees_everywhere(tmp_path):
+    result = run_peers(icot_settings(tmp_path, ICOT_STAND_IN), tmp_path / "out")["icot"]
+    assert result["steps"] == 18 and result["steps_per_epoch"] == 3
+    assert result["loaders"]["different"] == 0
+    schedule = result["schedule"]
+    assert schedule["rows"] == 72 and schedule["equal"] == 72 and schedule["with_offset"] > 0
+    assert result["resets"]["equal"] and result["resets"]["rim"][:3] == [1, 2, 3]
+    assert result["distribution_diff"] < 1e-6
+    loss = result["loss"]
+    assert loss["ids_equal"] and loss["equal"] and loss["grad_max"] > 0
+    markdown = (tmp_path / "out" / "peers.md").read_text()
+    assert "## iCoT-SI: a recorded official training run" in markdown and "72 of 72 equal" in markdown
+
+
+def test_an_icot_peer_that_removes_differently_is_caught(tmp_path):
+    buggy = tmp_path / "buggy"
+    shutil.copytree(ICOT_STAND_IN, buggy)
+    source = (buggy / "src" / "train.py").read_text()
+    assert "start + removing + int(offsets[i])" in source
+    (buggy / "src" / "train.py").write_text(
+        source.replace("start + removing + int(offsets[i])", "start + removing")
+    )
+    result = run_peers(icot_settings(tmp_path, buggy), tmp_path / "out")["icot"]
+    # the offsets drawn are ignored: rows that drew one differ, in the tokens left and the loss
+    assert 0 < result["schedule"]["equal"] < result["schedule"]["rows"]
+    assert not result["loss"]["ids_equal"] and not result["loss"]["equal"]
+
+
+OFFICIAL_ICOT = os.environ.get("RIM_PEER_ICOT_CHECKOUT")
+GPT2_TOKENIZER = os.environ.get("RIM_GPT2_TOKENIZER")
+
+
+@pytest.mark.skipif(
+    not (OFFICIAL_ICOT and GPT2_TOKENIZER),
+    reason="no official iCoT checkout (RIM_PEER_ICOT_CHECKOUT) or GPT-2 tokenizer (RIM_GPT2_TOKENIZER)",
+)
+def test_equal_to_the_official_icot(tmp_path, shared_data):
+    """rim's iCoT-SI against da03/Internalize_CoT_Step_by_Step on the published 4x4 problems: the
+    same chain tokens removed at every step and smoothing draw, the same resets, the same loss."""
+    settings = tiny_settings(
+        tmp_path,
+        Path(OFFICIAL_ICOT),
+        python=os.environ.get("RIM_PEER_PYTHON"),
+        peer="icot",
+        checks=["equality"],
+        icot_file=str(shared_data / "multiplication" / "4x4" / "valid.txt"),
+        icot_args={**ICOT_ARGS, "max_size": 16, "remove_per_epoch": 4, "remove_all_when_remove_beyond": 40},
+        icot_grad_steps=[0],
+        tokenizer=GPT2_TOKENIZER,
+    )
+    result = run_peers(settings, tmp_path / "out")["icot"]
+    assert result["loaders"]["different"] == 0 and result["loaders"]["trailing_space"] == 16
+    assert result["schedule"]["equal"] == result["schedule"]["rows"] > 0
+    assert result["resets"]["equal"] and result["loss"]["equal"]

@@ -140,7 +140,7 @@ def _schedule(
     reply: dict, index: dict, records: list, tok: PreTrainedTokenizerBase, method: ICoT, spe: int, eos: int
 ) -> dict[str, Any]:
     """Per step and row: the chain tokens left by the official code against rim's."""
-    checked = equal = 0
+    checked = equal = offset_rows = 0
     first_difference = None
     for step, rec in enumerate(reply["steps"]):
         offsets = rec["offsets"] or [0] * len(rec["before"])
@@ -155,6 +155,7 @@ def _schedule(
             target = method.target_at(ex, removed)
             ours = list(target[: len(target) - (len(ex.cot) - len(chain_prefix(ex, len(ex.steps))))])
             checked += 1
+            offset_rows += offset > 0
             if ours == left:
                 equal += 1
             elif first_difference is None:
@@ -165,7 +166,7 @@ def _schedule(
                     "rim": ours,
                     "offset": offset,
                 }
-    return {"rows": checked, "equal": equal, "first_difference": first_difference}
+    return {"rows": checked, "equal": equal, "with_offset": offset_rows, "first_difference": first_difference}
 
 
 def _losses(
@@ -199,8 +200,9 @@ def _losses(
         model.zero_grad(set_to_none=True)
         loss = method.loss(model, batch)
         loss.backward()
-        loss_diff = max(loss_diff, abs(float(loss) - rec["loss"]))
-        loss_max = max(loss_max, abs(float(loss)))
+        value = float(loss.detach())
+        loss_diff = max(loss_diff, abs(value - rec["loss"]))
+        loss_max = max(loss_max, abs(value))
         if step in grad_steps:
             for name, param in model.named_parameters():
                 if param.grad is not None:

@@ -138,7 +138,8 @@ def icot_section(r: dict[str, Any]) -> str:
         + ("" if loaders["first_difference"] is None else f" (first: `{loaders['first_difference']}`)")
         + ".\n"
         f"- Chain tokens left after removal, every step and row, with the official smoothing draw: "
-        f"{schedule['equal']} of {schedule['rows']} equal"
+        f"{schedule['equal']} of {schedule['rows']} equal ({schedule['with_offset']} rows drew an "
+        "offset above 0)"
         + (
             ""
             if schedule["first_difference"] is None
