@@ -90,13 +90,13 @@ def _icot_peer(
 ) -> PreTrainedModel:
     """The iCoT-SI checks: the preset's GPT-2 with the GPT-2 tokenizer's vocabulary (the official
     code reads text), the same weights on both sides."""
-    from transformers import AutoTokenizer, GPT2LMHeadModel
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
     tok = AutoTokenizer.from_pretrained(settings.tokenizer)
     config = model.config.to_dict()
     config.update(vocab_size=len(tok), bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
     torch.manual_seed(settings.seed)
-    model = GPT2LMHeadModel(type(model.config).from_dict(config)).float()
+    model = GPT2LMHeadModel(GPT2Config.from_dict(config)).float()
     set_dropout(model, 0.0)
     with tempfile.TemporaryDirectory() as tmp, PeerProcess(settings.peer, settings.python) as peer:
         weights = Path(tmp) / "weights.pt"
