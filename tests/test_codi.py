@@ -12,13 +12,14 @@ from helpers import ARCHS, RECORDS, tiny_model, tiny_tokenizer, write_jsonl
 from rim.common.errors import RimInputError
 from rim.common.progress import Reporter
 from rim.config import config_from_dict
-from rim.core.encoding import Example, encode
+from rim.core.encoding import Example, decode_text, encode
 from rim.data.generators.chain import generate_chain
+from rim.data.generators.multiplication import multiplication_record
 from rim.inference.evaluate import evaluate
 from rim.inference.infer import load_run
 from rim.methods import SpecialIds, make_method
 from rim.methods.codi import CODI, PROJECTION, answer_tail
-from rim.models.modeling import special_ids
+from rim.models.modeling import scratch_tokenizer, special_ids
 from rim.training.run import run_training
 
 TOL = 1e-5
@@ -220,3 +221,16 @@ def test_the_projection_trains_in_float32_on_a_bfloat16_base():
     loss.backward()
     assert torch.isfinite(loss) and getattr(model, PROJECTION)[1].weight.grad is not None
     assert len(method.generate(model, [examples[0].question], max_new_tokens=3).ids) == 1
+
+
+def test_the_teacher_joins_multiplication_steps_as_the_files_do():
+    """The teacher's chain of a multiplication keeps the ` + ` between partial products and has
+    none before ` #### answer` (its last step left out)."""
+    record = multiplication_record(2365, 4347)
+    tok = scratch_tokenizer([record.question, *record.steps, record.answer, "+ ####"], vocab_size=80)
+    ex = encode(record, tok)
+    text, before_answer = make_method("codi", SPECIAL).teacher(ex)
+    assert decode_text(tok, list(text)) == " + ".join(record.steps[:-1]) + f" #### {record.answer}"
+    assert text[before_answer + 1 :] == ex.answer  # the separator's last token precedes the answer
+    full, _ = make_method("codi", SPECIAL, teacher_last_step=True).teacher(ex)
+    assert decode_text(tok, list(full)) == " + ".join(record.steps) + f" #### {record.answer}"

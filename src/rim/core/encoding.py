@@ -28,12 +28,17 @@ class Example:
     where steps are joined by a space)."""
 
 
+def joined_steps(ex: Example, k: int) -> tuple[int, ...]:
+    """The tokens of the first k steps joined as in the chain (`joint` between two steps)."""
+    pieces = [(*ex.joint, *step) if i else step for i, step in enumerate(ex.steps[:k])]
+    return tuple(itertools.chain.from_iterable(pieces))
+
+
 def chain_prefix(ex: Example, k: int) -> tuple[int, ...]:
-    """The first k steps of the tokenised CoT chain with the joints after them (none after the
+    """The first k steps of the tokenised CoT chain with the joint after them (none after the
     last step): what `chain_after_steps` cuts off. Raises ValueError if `cot` does not start
     with these tokens (the tokenizer merged across a step boundary)."""
-    pieces = [(*step, *ex.joint) if i < len(ex.steps) - 1 else step for i, step in enumerate(ex.steps[:k])]
-    prefix = tuple(itertools.chain.from_iterable(pieces))
+    prefix = joined_steps(ex, k) + (ex.joint if 0 < k < len(ex.steps) else ())
     if ex.cot[: len(prefix)] != prefix:
         raise ValueError(
             "the tokenised CoT chain does not start with the tokens of its steps "

@@ -27,7 +27,6 @@ states there (`distill_div_std`; twice for L2, as the official code).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, cast
@@ -35,7 +34,7 @@ from typing import ClassVar, cast
 import torch
 from transformers import PreTrainedModel
 
-from rim.core.encoding import Example, chain_after_steps
+from rim.core.encoding import Example, chain_after_steps, joined_steps
 from rim.core.generation import Generation, cache_keyword, returned_cache
 from rim.core.losses import inner_model, supervised_forward
 from rim.core.segments import IGNORE
@@ -109,8 +108,7 @@ class CODI(StageSchedule):
     def teacher(self, ex: Example) -> tuple[tuple[int, ...], int]:
         """The teacher's scored text (steps, ` #### answer`) and where its separator ends in it."""
         tail, separator = answer_tail(ex)
-        steps = ex.steps if self.config.teacher_last_step else ex.steps[:-1]
-        chain = tuple(itertools.chain.from_iterable(steps))
+        chain = joined_steps(ex, len(ex.steps) - (not self.config.teacher_last_step))
         return chain + tail, len(chain) + separator - 1
 
     def sequence(self, ex: Example) -> ThoughtSequence:
