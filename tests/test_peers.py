@@ -215,8 +215,8 @@ def icot_settings(tmp_path: Path, checkout: Path) -> PeersSettings:
         checkout,
         peer="icot",
         checks=["equality"],
-        icot_file=str(data),
-        icot_args=ICOT_ARGS,
+        train_file=str(data),
+        official_args=ICOT_ARGS,
         icot_grad_steps=[0, 7],
         tokenizer=str(tok_dir),
     )
@@ -267,8 +267,13 @@ def test_equal_to_the_official_icot(tmp_path, shared_data):
         python=os.environ.get("RIM_PEER_PYTHON"),
         peer="icot",
         checks=["equality"],
-        icot_file=str(shared_data / "multiplication" / "4x4" / "valid.txt"),
-        icot_args={**ICOT_ARGS, "max_size": 16, "remove_per_epoch": 4, "remove_all_when_remove_beyond": 40},
+        train_file=str(shared_data / "multiplication" / "4x4" / "valid.txt"),
+        official_args={
+            **ICOT_ARGS,
+            "max_size": 16,
+            "remove_per_epoch": 4,
+            "remove_all_when_remove_beyond": 40,
+        },
         icot_grad_steps=[0],
         tokenizer=GPT2_TOKENIZER,
     )

@@ -71,16 +71,16 @@ def run_icot(
     tmp: Path,
     console: Console | None,
 ) -> dict[str, Any]:
-    """Run the official training on `settings.icot_file` and compare (see the module docstring)."""
-    if settings.icot_file is None:
-        raise ValueError("the iCoT checks need `icot_file` (an iCoT text file)")
-    args = {**settings.icot_args, "train_path": str(Path(settings.icot_file).resolve())}
+    """Run the official training on `settings.train_file` and compare (see the module docstring)."""
+    if settings.train_file is None:
+        raise ValueError("the iCoT checks need `train_file` (an iCoT text file)")
+    args = {**settings.official_args, "train_path": str(Path(settings.train_file).resolve())}
     grad_steps = sorted(set(settings.icot_grad_steps))
     reply = peer.call("run", args=args, grad_steps=grad_steps, out=str(tmp / "icot-grads.pt"))
     their_grads = torch.load(tmp / "icot-grads.pt", weights_only=True)
     eos = int(tok.eos_token_id)
     special = SpecialIds(open=eos, memory=eos, close=eos, eos=eos, pad=eos)
-    records = read_records(settings.icot_file)
+    records = read_records(settings.train_file)
     if int(args.get("max_size", -1)) > 0:
         records = records[: int(args["max_size"])]  # the official `--max_size`: the first lines
     rows = reply["rows"]
@@ -98,7 +98,7 @@ def run_icot(
     distribution = method.offset_distribution()
     dist_diff = max(abs(a - b) for a, b in zip(distribution, reply["distribution"], strict=True))
     result = {
-        "file": settings.icot_file,
+        "file": settings.train_file,
         "args": args,
         "steps": total,
         "steps_per_epoch": spe,

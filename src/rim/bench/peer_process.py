@@ -17,12 +17,14 @@ from rim.common.errors import RimInputError, RimRunError
 SCRIPTS = {
     "coconut": Path(__file__).with_name("peer_coconut.py"),
     "icot": Path(__file__).with_name("peer_icot.py"),
+    "codi": Path(__file__).with_name("peer_codi.py"),
 }
 """The peer script of each peer method."""
 
 CHECKOUT_FILES = {
     "coconut": ("coconut.py", "dataset.py"),
     "icot": ("src/train.py", "src/model.py", "src/data.py", "src/utils.py", "src/configuration_model.py"),
+    "codi": ("train.py", "src/model.py"),
 }
 """Files a checkout of each peer must hold (the modules its script imports)."""
 

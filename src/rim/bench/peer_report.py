@@ -53,6 +53,17 @@ EQUALITY_COLUMNS = [
     Column("grad_max", "max |grad|", lambda v: f"{v:.1e}"),
     Column("equal", "equal (1e-5 relative)", lambda v: "yes" if v else "NO"),
 ]
+CODI_COLUMNS = [
+    Column("rows", "problems"),
+    Column("loss_rim", "loss", fixed(4)),
+    Column("loss_diff", "|loss diff|", lambda v: f"{v:.1e}"),
+    Column("student_diff", "|student CE diff|", lambda v: f"{v:.1e}"),
+    Column("distill_diff", "|distillation diff|", lambda v: f"{v:.1e}"),
+    Column("teacher_diff", "|teacher CE diff|", lambda v: f"{v:.1e}"),
+    Column("grad_diff", "max |grad diff|", lambda v: f"{v:.1e}"),
+    Column("grad_max", "max |grad|", lambda v: f"{v:.1e}"),
+    Column("equal", "equal", lambda v: "yes" if v else "NO"),
+]
 INFERENCE_COLUMNS = [
     Column("implementation", "code"),
     Column("method", "method"),
@@ -84,6 +95,15 @@ def write(result: dict[str, Any], out: Path, console: Console | None) -> None:
         ]
     if "icot" in result:
         parts.append(icot_section(result["icot"]))
+    if "codi" in result:
+        parts += [
+            "## CODI: the official loss terms on the official batches\n\n"
+            f"`{result['codi']['file']}`, first {result['codi']['examples']} problems, official options "
+            f"`{result['codi']['args']}`; each problem alone, then the problems whose questions share the "
+            "most common length in one batch. Equal: every term and gradient within 1e-5 of its largest "
+            "magnitude (absolute below 1).\n",
+            report.markdown_table(result["codi"]["cases"], CODI_COLUMNS),
+        ]
     if "generation" in result:
         g = result["generation"]
         parts.append(

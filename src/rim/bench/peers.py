@@ -33,6 +33,7 @@ from rim.bench import report
 from rim.bench.common import describe_model, model_config, random_model
 from rim.bench.peer_batch import gpt2_config, peer_special, random_examples
 from rim.bench.peer_checks import equality, generation, loaders
+from rim.bench.peer_codi_checks import run_codi
 from rim.bench.peer_icot_checks import run_icot
 from rim.bench.peer_process import PeerProcess, check_checkout
 from rim.bench.peer_report import ratios, write
@@ -70,8 +71,8 @@ def run_peers(settings: PeersSettings, out: str | Path, console: Console | None 
                 weight.normal_(0.0, settings.init_std)
     rng, ask = random.Random(settings.seed), random.Random(settings.seed + 1)  # batches; questions
     result: dict[str, Any] = {"peer": settings.peer, "checkout": _commit(checkout)}
-    if settings.peer == "icot":
-        model = _icot_peer(settings, checkout, model, result, console)
+    if settings.peer in ("icot", "codi"):
+        model = _text_peer(settings, checkout, model, result, console)
     else:
         _coconut_peer(settings, checkout, model, special, bench, rng, ask, result, console)
     result.update(
@@ -85,11 +86,11 @@ def run_peers(settings: PeersSettings, out: str | Path, console: Console | None 
     return result
 
 
-def _icot_peer(
+def _text_peer(
     settings: PeersSettings, checkout: Path, model: PreTrainedModel, result: dict, console: Console | None
 ) -> PreTrainedModel:
-    """The iCoT-SI checks: the preset's GPT-2 with the GPT-2 tokenizer's vocabulary (the official
-    code reads text), the same weights on both sides."""
+    """The iCoT-SI and CODI checks: the preset's GPT-2 with the GPT-2 tokenizer's vocabulary
+    (the official code reads text), the same weights on both sides."""
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
     tok = AutoTokenizer.from_pretrained(settings.tokenizer)
@@ -99,6 +100,10 @@ def _icot_peer(
     model = GPT2LMHeadModel(GPT2Config.from_dict(config)).float()
     set_dropout(model, 0.0)
     with tempfile.TemporaryDirectory() as tmp, PeerProcess(settings.peer, settings.python) as peer:
+        if settings.peer == "codi":
+            result["codi"] = run_codi(peer, model, tok, settings, checkout, Path(tmp), console)
+            result["peer_side"] = {"versions": result["codi"]["versions"]}
+            return model
         weights = Path(tmp) / "weights.pt"
         torch.save(model.state_dict(), weights)
         result["peer_side"] = peer.call(

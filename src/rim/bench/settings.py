@@ -156,10 +156,11 @@ class PeersSettings(Section):
     """Settings of `rim bench peers` (also the keys of a configs/bench/peers-*.yaml file): rim
     beside a peer's official code on the same weights, batches and machine."""
 
-    peer: Literal["coconut", "icot"] = "coconut"
+    peer: Literal["coconut", "icot", "codi"] = "coconut"
     """The peer method whose official code runs beside rim's: Coconut
-    (facebookresearch/coconut) or iCoT-SI (da03/Internalize_CoT_Step_by_Step; its check is
-    `equality`: the removal schedule, resets and loss of a recorded official run)."""
+    (facebookresearch/coconut), iCoT-SI (da03/Internalize_CoT_Step_by_Step; its one check,
+    `equality`: the removal schedule, resets and loss of a recorded official run) or CODI
+    (zhenyi4/codi; `equality`: each loss term and the gradients on the official batches)."""
     checkout: str | None = None
     """The folder of a `git clone` of the peer's official repository; null: the environment
     variable RIM_PEER_CHECKOUT."""
@@ -215,13 +216,19 @@ class PeersSettings(Section):
     preprocessing/gsm_icot.py) read by both loaders."""
     tokenizer: str | None = None
     """A GPT-2 tokenizer folder (vocab.json, merges.txt) for the loaders; null: skip them."""
-    icot_file: str | None = None
-    """iCoT-SI: the iCoT text file the official training runs on (read by rim's reader too)."""
-    icot_args: dict[str, float | int | bool | str] = Field(default_factory=dict)
-    """iCoT-SI: options of the official run (train.py's command-line names: batch_size, epochs,
-    max_size, remove_per_epoch, remove_start_from, remove_all_when_remove_beyond,
-    removal_smoothing_lambda, reset_optimizer, lr, seed); rim's method gets the same. lr 0 keeps
-    the weights, so every step's loss is compared on the same model."""
+    train_file: str | None = None
+    """iCoT-SI and CODI: the iCoT text file the official training reads (rim's reader too)."""
+    official_args: dict[str, float | int | bool | str] = Field(default_factory=dict)
+    """iCoT-SI and CODI: options of the official run, by its train.py's command-line names; rim's
+    method gets the same. iCoT-SI: batch_size, epochs, max_size, remove_per_epoch,
+    remove_start_from, remove_all_when_remove_beyond, removal_smoothing_lambda,
+    reset_optimizer, lr (0 keeps the weights, so every step's loss is compared on the same
+    model), seed. CODI: num_latent, use_prj, prj_dim, prj_dropout, prj_no_ln, distill_loss_type,
+    distill_loss_factor, distill_loss_div_std, ref_loss_factor, remove_eos, ..."""
+    codi_examples: int = Field(8, ge=1)
+    """CODI: the first lines of `train_file` compared, each alone, then those whose questions
+    have the most common length in one batch (the official code ignores padding in its thought
+    passes, so a padded batch is not compared)."""
     icot_grad_steps: list[int] = Field(default_factory=lambda: [0])
     """iCoT-SI: steps whose gradients are compared too."""
     threads: int | None = Field(2, ge=1)
@@ -231,12 +238,12 @@ class PeersSettings(Section):
 
     @model_validator(mode="after")
     def _checks_have_inputs(self) -> PeersSettings:
-        if self.peer == "icot" and (self.icot_file is None or self.tokenizer is None):
+        if self.peer != "coconut" and (self.train_file is None or self.tokenizer is None):
             raise ValueError(
-                "the iCoT-SI checks read `icot_file` with `tokenizer` (a GPT-2 tokenizer folder)"
+                f"the {self.peer} checks read `train_file` with `tokenizer` (a GPT-2 tokenizer folder)"
             )
-        if self.peer == "icot" and self.checks != ["equality"]:
-            raise ValueError("the iCoT-SI peer has one check: checks: [equality]")
+        if self.peer != "coconut" and self.checks != ["equality"]:
+            raise ValueError(f"the {self.peer} peer has one check: checks: [equality]")
         if "loaders" in self.checks and (not self.data or self.tokenizer is None):
             raise ValueError(
                 "the loaders check reads `data` with `tokenizer` (a GPT-2 tokenizer folder): set both"
@@ -246,4 +253,4 @@ class PeersSettings(Section):
         return self
 
 
-PEERS_PATHS = ("checkout", "model", "data", "tokenizer", "icot_file")
+PEERS_PATHS = ("checkout", "model", "data", "tokenizer", "train_file")
