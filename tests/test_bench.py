@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -317,7 +318,7 @@ def sweep_file(tmp_path: Path, methods, seeds, concurrent=1) -> Path:
 def test_accuracy_sweep_summarises_and_resumes(tmp_path, monkeypatch):
     import rim.training.run
 
-    methods = {"nocot": {"trainer.baseline.steps": 6}, "rim": {}}
+    methods = {"nocot": {"trainer.baseline.steps": 6, "trainer.save_every": 4}, "rim": {}}
     out = tmp_path / "out"
     summary = run_sweep(load_sweep(sweep_file(tmp_path, methods, [0, 1, 2])), out)
     assert summary["finished_runs"] == 6 and summary["failed"] == []
@@ -334,18 +335,26 @@ def test_accuracy_sweep_summarises_and_resumes(tmp_path, monkeypatch):
     config = yaml.safe_load((out / "runs" / "rim" / "seed2" / "config.yaml").read_text())
     assert config["trainer"]["seed"] == 2 and config["method"]["name"] == "rim"
 
-    # resume: finished runs are skipped, an interrupted one (no eval.json) is trained again
-    (out / "runs" / "nocot" / "seed1" / "eval.json").unlink()
+    # resume: finished runs are skipped; an interrupted one (no eval.json) continues from its
+    # newest checkpoint, or is trained again from scratch without one
+    stopped = out / "runs" / "nocot" / "seed1"  # as if stopped after step 4's checkpoint
+    for path in (stopped / "eval.json", stopped / "model", *stopped.glob("checkpoints/step-*6")):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    assert [p.name for p in stopped.glob("checkpoints/step-*")] == ["step-00000004"]
+    (out / "runs" / "rim" / "seed2" / "eval.json").unlink()  # finished, not evaluated: no checkpoint
     trained = []
     real = rim.training.run.run_training
     monkeypatch.setattr(
         rim.training.run,
         "run_training",
-        lambda cfg, path, reporter=None: trained.append(path) or real(cfg, path, reporter),
+        lambda cfg, path, reporter=None, resume=False: (
+            trained.append((path, resume)) or real(cfg, path, reporter, resume=resume)
+        ),
     )
     summary = run_sweep(load_sweep(sweep_file(tmp_path, methods, [0, 1, 2])), out)
-    assert trained == [out / "runs" / "nocot" / "seed1"]
-    assert summary["skipped"] == 5 and summary["finished_runs"] == 6
+    assert trained == [(out / "runs" / "nocot" / "seed1", True), (out / "runs" / "rim" / "seed2", False)]
+    assert summary["skipped"] == 4 and summary["finished_runs"] == 6
+    assert (out / "runs" / "nocot" / "seed1" / "eval.json").is_file()
 
     # a run saved before a setting existed counts as trained with that setting's default
     saved = out / "runs" / "rim" / "seed0" / "config.yaml"
@@ -355,7 +364,7 @@ def test_accuracy_sweep_summarises_and_resumes(tmp_path, monkeypatch):
     assert run_sweep(load_sweep(sweep_file(tmp_path, methods, [0])), out)["skipped"] == 2
 
     # a finished run trained with another config is not silently mixed in
-    changed = {"nocot": {"trainer.baseline.steps": 7}, "rim": {}}
+    changed = {"nocot": {"trainer.baseline.steps": 7, "trainer.save_every": 4}, "rim": {}}
     with pytest.raises(RimInputError, match=r"another config .*\(trainer\.baseline\.steps\)"):
         run_sweep(load_sweep(sweep_file(tmp_path, changed, [0])), out)
 

@@ -5,7 +5,8 @@ their overrides, and the seeds. Each (method, seed) is one training run into
 OUT/runs/METHOD/seedS, with the base config, the method's overrides, `trainer.seed = S` and the
 data (`rim.training.jobs.run_jobs`: in this process, or `concurrent` subprocesses). The sweep resumes: a
 run whose `eval.json` exists is skipped (after checking its config is the one the sweep asks
-for), a run directory without one (an interrupted run) is trained again from scratch. The
+for), a run directory without one (an interrupted run) continues from its newest checkpoint
+(`rim train --resume`: the same config, checked), or is trained again from scratch without one. The
 summary (final-block accuracy: mean and standard error over seeds; any-block and per-block
 accuracy for block methods; training time) goes to OUT/accuracy.json, accuracy.md and
 accuracy.png (`rim.bench.accuracy_report`).
@@ -31,6 +32,7 @@ from rim.common.errors import RimInputError
 from rim.common.progress import log
 from rim.config import config_from_dict, first_difference
 from rim.methods import METHODS
+from rim.training.checkpoints import latest_checkpoint
 from rim.training.jobs import Job, run_jobs
 
 __all__ = ["load_sweep", "run_sweep"]
@@ -81,8 +83,10 @@ def run_sweep(
     if train and todo:
         if console is not None:
             console.print(f"{len(todo)} runs to train, {skipped} finished runs skipped")
-        for job in todo:
-            if job.run_dir.exists():  # an interrupted run: start it again
+        for job in todo:  # an interrupted run: continue from its newest checkpoint, else start again
+            if job.run_dir.exists() and latest_checkpoint(job.run_dir) is not None:
+                job.resume = True
+            elif job.run_dir.exists():
                 shutil.rmtree(job.run_dir)
         failed = run_jobs(todo, out, sweep.concurrent, sweep.threads, console)
     summary = summarise(sweep, jobs, out, data)

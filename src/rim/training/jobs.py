@@ -5,7 +5,8 @@ With subprocesses, each run's config goes to `OUT/configs/NAME.yaml` and its log
 `OUT/logs/NAME.log`; on a terminal a progress bar per
 run follows its `metrics.jsonl`. However the runner stops (an error, Ctrl-C, SIGTERM from
 `timeout`), it stops the runs still training instead of leaving them orphaned; their
-directories lack `eval.json`, so a resumed sweep trains them again.
+directories lack `eval.json`, so a resumed sweep trains them again (from their newest checkpoint
+where they have one).
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ from rim.training.schedule import counted_steps
 
 @dataclass
 class Job:
-    """One training run: a name (for logs), its config and its run directory."""
+    """One training run: a name (for logs), its config and its run directory; `resume`: continue
+    the run there from its newest checkpoint (`rim train --resume`)."""
 
     name: str
     cfg: Config
     run_dir: Path
+    resume: bool = False
 
     @property
     def total_steps(self) -> int | None:
@@ -70,7 +73,8 @@ def _in_process(jobs: list[Job], logs: Path, console: Console | None) -> list[st
         if console is not None:
             console.print(f"[{i}/{len(jobs)}] training {job.name}")
         try:
-            run_training(job.cfg, job.run_dir, Reporter(console, enabled=console is not None))
+            reporter = Reporter(console, enabled=console is not None)
+            run_training(job.cfg, job.run_dir, reporter, resume=job.resume)
         except RimStopped:  # Ctrl-C or SIGTERM stops the sweep, not just this run
             raise
         except Exception:  # one failed run should not lose the others
@@ -111,6 +115,7 @@ def _subprocesses(
                         "--out",
                         str(job.run_dir),
                         "--no-progress",
+                        *(["--resume"] if job.resume else []),
                     ],
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
