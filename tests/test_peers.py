@@ -281,3 +281,90 @@ def test_equal_to_the_official_icot(tmp_path, shared_data):
     assert result["loaders"]["different"] == 0 and result["loaders"]["trailing_space"] == 16
     assert result["schedule"]["equal"] == result["schedule"]["rows"] > 0
     assert result["resets"]["equal"] and result["loss"]["equal"]
+
+
+CODI_STAND_IN = Path(__file__).parent / "peers" / "codi"
+CODI_ARGS = dict(
+    num_latent=3,
+    use_prj=True,
+    prj_dim=16,
+    distill_loss_div_std=True,
+    remove_eos=True,
+    use_lora=False,
+    lora_init=True,
+    seed=11,
+)
+
+
+def codi_settings(tmp_path: Path, checkout: Path) -> PeersSettings:
+    """Six GSM8k-Aug-like problems (two pairs of questions of one length) and a tokenizer."""
+    lines = [
+        "what is 3 + 4 * 2 ?||<<4*2=8>> <<3+8=11>> #### 11",
+        "what is 5 + 1 * 2 ?||<<1*2=2>> <<5+2=7>> #### 7",
+        "a b c d e ?||<<2*3=6>> <<6+1=7>> <<7*2=14>> #### 14",
+        "a b c e d ?||<<2*2=4>> <<4+1=5>> <<5*2=10>> #### 10",
+        "one more ?||<<1+1=2>> #### 2",
+        "and another question here with more words ?||<<9-4=5>> <<5*5=25>> #### 25",
+    ]
+    data = tmp_path / "gsm.txt"
+    data.write_text("".join(line + "\n" for line in lines))
+    tok_dir = tmp_path / "tok"
+    scratch_tokenizer([*lines, "The answer is: 0 1 2 3 4 5 6 7 8 9"], vocab_size=120).save_pretrained(tok_dir)
+    return tiny_settings(
+        tmp_path,
+        checkout,
+        peer="codi",
+        checks=["equality"],
+        train_file=str(data),
+        official_args=CODI_ARGS,
+        codi_examples=6,
+        tokenizer=str(tok_dir),
+    )
+
+
+def test_stand_in_codi_peer_agrees_everywhere(tmp_path):
+    result = run_peers(codi_settings(tmp_path, CODI_STAND_IN), tmp_path / "out")["codi"]
+    assert result["examples"] == 6 and len(result["cases"]) == 7  # each alone, then one batch
+    assert len(result["cases"][-1]["rows"]) == 2
+    assert result["equal"], result["cases"]
+    assert all(c["distill_rim"] > 0 and c["grad_max"] > 0 and not c["missing_grads"] for c in result["cases"])
+    markdown = (tmp_path / "out" / "peers.md").read_text()
+    assert "## CODI: the official loss terms on the official batches" in markdown
+
+
+def test_a_codi_peer_that_differs_is_caught(tmp_path):
+    buggy = tmp_path / "buggy"
+    shutil.copytree(CODI_STAND_IN, buggy)
+    source = (buggy / "src" / "model.py").read_text()
+    assert "term = term / target.std()" in source
+    (buggy / "src" / "model.py").write_text(source.replace("term = term / target.std()", "term = term"))
+    result = run_peers(codi_settings(tmp_path, buggy), tmp_path / "out")["codi"]
+    # the distillation is not divided by the teacher's std: that term, and the loss, differ
+    assert not result["equal"]
+    assert all(c["distill_diff"] > 1e-4 and c["student_diff"] < 1e-5 for c in result["cases"])
+
+
+OFFICIAL_CODI = os.environ.get("RIM_PEER_CODI_CHECKOUT")
+
+
+@pytest.mark.skipif(
+    not (OFFICIAL_CODI and GPT2_TOKENIZER),
+    reason="no official CODI checkout (RIM_PEER_CODI_CHECKOUT) or GPT-2 tokenizer (RIM_GPT2_TOKENIZER)",
+)
+def test_equal_to_the_official_codi(tmp_path, shared_data):
+    """rim's CODI against zhenyi4/codi on published GSM8k-Aug problems: the loss, each term and
+    every gradient, each problem alone, to 1e-5 in fp32 (the official code in its own Python,
+    RIM_PEER_CODI_PYTHON)."""
+    settings = tiny_settings(
+        tmp_path,
+        Path(OFFICIAL_CODI),
+        python=os.environ.get("RIM_PEER_CODI_PYTHON"),
+        peer="codi",
+        checks=["equality"],
+        train_file=str(shared_data / "gsm8k_aug" / "valid.txt"),
+        official_args={**CODI_ARGS, "num_latent": 6, "print_ref_model_stats": False},
+        codi_examples=4,
+        tokenizer=GPT2_TOKENIZER,
+    )
+    result = run_peers(settings, tmp_path / "out")["codi"]
+    assert len(result["cases"]) >= 4 and result["equal"], result["cases"]
