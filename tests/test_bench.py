@@ -170,6 +170,8 @@ def test_step_rows_and_ratio(tiny_model, tmp_path):
         assert row["tokens"] == row["batch"] * row["seq_len"] and row["batch"] == 4
         assert row["ratio"] == pytest.approx(row["rim_ms"] / row["sft_ms"])
         assert {"collate_ms", "ratio_with_collate", "meets_target"} <= set(row)
+        if Path("/proc/self/clear_refs").exists():  # the step's peak memory, read on Linux
+            assert row["rim_peak_mib"] >= 0 and row["sft_peak_mib"] >= 0
     assert result["target_ratio"] == 1.3
 
 

@@ -145,3 +145,35 @@ def describe_model(model: PreTrainedModel) -> dict[str, Any]:
     info["parameters"] = sum(p.numel() for p in model.parameters())
     info["dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")
     return info
+
+
+class MemoryMeter:
+    """The peak and current memory since the last reset: CUDA's allocator, or the process's
+    resident set (Linux: `VmHWM` and `VmRSS`, the peak reset through /proc/self/clear_refs)."""
+
+    @staticmethod
+    def available(cuda: bool) -> bool:
+        """Whether it can measure here (CUDA, or a Linux /proc)."""
+        return cuda or Path("/proc/self/clear_refs").exists()
+
+    def __init__(self, cuda: bool) -> None:
+        self.cuda = cuda
+        self.reset()
+
+    def reset(self) -> None:
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            Path("/proc/self/clear_refs").write_text("5")
+
+    def read(self) -> dict[str, int]:
+        if self.cuda:
+            torch.cuda.synchronize()
+            return {"peak": torch.cuda.max_memory_allocated(), "current": torch.cuda.memory_allocated()}
+        status = dict(
+            line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line
+        )
+        return {
+            name: int(status[key].split()[0]) * 1024
+            for name, key in (("peak", "VmHWM"), ("current", "VmRSS"))
+        }

@@ -27,6 +27,7 @@ import torch
 from rich.console import Console
 
 from rim.bench import report
+from rim.bench.common import MemoryMeter
 from rim.bench.settings import MEMORY_PATHS, MemorySettings
 from rim.common.errors import RimInputError
 from rim.common.progress import Reporter
@@ -102,7 +103,7 @@ def measure(settings_json: str, variant: str, answer: str) -> None:
     settings = MemorySettings.model_validate_json(settings_json)
     if variant == "kept":  # the trainer before the release: Accelerate holds every optimizer
         Accelerator.free_memory = lambda self, *objects: objects
-    meter = _Meter(settings.device != "cpu")
+    meter = MemoryMeter(settings.device != "cpu")
     reporter = _MarkingReporter(meter)
     with tempfile.TemporaryDirectory() as tmp:
         from transformers import AutoModelForCausalLM
@@ -154,39 +155,12 @@ def training_config(s: MemorySettings) -> dict[str, Any]:
     }
 
 
-class _Meter:
-    """The peak and current memory since the last reset: CUDA's allocator, or the process's
-    resident set."""
-
-    def __init__(self, cuda: bool) -> None:
-        self.cuda = cuda
-        self.reset()
-
-    def reset(self) -> None:
-        if self.cuda:
-            torch.cuda.reset_peak_memory_stats()
-        else:
-            Path("/proc/self/clear_refs").write_text("5")
-
-    def read(self) -> dict[str, int]:
-        if self.cuda:
-            torch.cuda.synchronize()
-            return {"peak": torch.cuda.max_memory_allocated(), "current": torch.cuda.memory_allocated()}
-        status = dict(
-            line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line
-        )
-        return {
-            name: int(status[key].split()[0]) * 1024
-            for name, key in (("peak", "VmHWM"), ("current", "VmRSS"))
-        }
-
-
 class _MarkingReporter(Reporter):
     """A silent reporter that reads the meter when a stage starts and ends: `marks[stage]` is
     the peak during the stage and what is held at its end; `marks['before stage1']` covers
     the setup."""
 
-    def __init__(self, meter: _Meter) -> None:
+    def __init__(self, meter: MemoryMeter) -> None:
         super().__init__(enabled=False)
         self.meter = meter
         self.marks: dict[str, dict[str, int]] = {}

@@ -24,7 +24,7 @@ import torch
 from rich.console import Console
 
 from rim.bench import report
-from rim.bench.common import describe_model, model_config
+from rim.bench.common import MemoryMeter, describe_model, model_config
 from rim.bench.settings import STEP_PATHS, StepSettings
 from rim.common.errors import RimInputError
 from rim.core import losses
@@ -53,6 +53,7 @@ COLUMNS = [
     report.Column("packed_shape", "packed rows x length", align="left"),
     report.Column("packed_real_tokens_per_s", "packed: real tok/s", report.fixed(0)),
     report.Column("packing_speedup", "packing speed-up", report.fixed(2)),
+    report.Column("rim_peak_mib", "step peak above its start (MiB)", report.fixed(0)),
 ]
 
 
@@ -98,13 +99,20 @@ def run_step(settings: StepSettings, out: str | Path, console: Console | None = 
         ).loss
 
     timings: dict[str, list[float]] = {name: [] for name in layouts}
+    peaks: dict[str, int] = {}
+    meter = MemoryMeter(device.type == "cuda") if MemoryMeter.available(device.type == "cuda") else None
     with losses.full_logits() if settings.full_logits else contextlib.nullcontext():
         for i in range(settings.warmup + settings.repeats):
             for name, batch in layouts.items():
                 loss_fn = sft_step if name.startswith("sft-") else method_step(name)
+                if meter is not None:
+                    meter.reset()
+                    held = meter.read()["current"]
                 seconds = _train_step(model, optimizer, params, loss_fn, batch, settings.precision, device)
                 if i >= settings.warmup:
                     timings[name].append(seconds)
+                    if meter is not None:
+                        peaks[name] = max(peaks.get(name, 0), meter.read()["peak"] - held)
 
     rows = []
     for stage in methods:
@@ -131,6 +139,8 @@ def run_step(settings: StepSettings, out: str | Path, console: Console | None = 
                 / rim_ms
                 * 1000,
                 **_packed(layouts, timings, stage, method.special.pad, rim_ms),
+                "rim_peak_mib": peaks[stage] / 2**20 if stage in peaks else None,
+                "sft_peak_mib": peaks[f"sft-{stage}"] / 2**20 if f"sft-{stage}" in peaks else None,
                 "rim_ms_repeats": [1000 * s for s in timings[stage]],
                 "sft_ms_repeats": [1000 * s for s in timings[f"sft-{stage}"]],
             }
@@ -246,6 +256,9 @@ def _write(result: dict, out: Path, console: Console | None) -> None:
             if s["full_logits"]
             else "only at labelled positions (rim.core.losses); SFT's at every position."
         ),
+        "Step peak: the most memory a timed step held above what was held when it started (CUDA's "
+        "allocator, or the process's resident set on CPU, where freed memory the allocator keeps "
+        "counts as held).",
         report.load_note(result["environment"]),
     ]
     report.publish(out, "step", result, title, result["rows"], COLUMNS, notes, plot, console)
