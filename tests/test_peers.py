@@ -201,7 +201,7 @@ ICOT_ARGS = dict(
 )
 
 
-def icot_settings(tmp_path: Path, checkout: Path) -> PeersSettings:
+def icot_settings(tmp_path: Path, checkout: Path, **args) -> PeersSettings:
     """12 multiplication problems as an iCoT text file, with a tokenizer trained on them."""
     rng = random.Random(0)
     records = [multiplication_record(rng.randrange(10, 100), rng.randrange(100, 1000)) for _ in range(12)]
@@ -216,7 +216,7 @@ def icot_settings(tmp_path: Path, checkout: Path) -> PeersSettings:
         peer="icot",
         checks=["equality"],
         train_file=str(data),
-        official_args=ICOT_ARGS,
+        official_args={**ICOT_ARGS, **args},
         icot_grad_steps=[0, 7],
         tokenizer=str(tok_dir),
     )
@@ -244,7 +244,7 @@ def test_an_icot_peer_that_removes_differently_is_caught(tmp_path):
     (buggy / "src" / "train.py").write_text(
         source.replace("start + removing + int(offsets[i])", "start + removing")
     )
-    result = run_peers(icot_settings(tmp_path, buggy), tmp_path / "out")["icot"]
+    result = run_peers(icot_settings(tmp_path, buggy, epochs=2), tmp_path / "out")["icot"]
     # the offsets drawn are ignored: rows that drew one differ, in the tokens left and the loss
     assert 0 < result["schedule"]["equal"] < result["schedule"]["rows"]
     assert not result["loss"]["ids_equal"] and not result["loss"]["equal"]
@@ -296,7 +296,7 @@ CODI_ARGS = dict(
 )
 
 
-def codi_settings(tmp_path: Path, checkout: Path) -> PeersSettings:
+def codi_settings(tmp_path: Path, checkout: Path, examples: int = 6) -> PeersSettings:
     """Six GSM8k-Aug-like problems (two pairs of questions of one length) and a tokenizer."""
     lines = [
         "what is 3 + 4 * 2 ?||<<4*2=8>> <<3+8=11>> #### 11",
@@ -317,7 +317,7 @@ def codi_settings(tmp_path: Path, checkout: Path) -> PeersSettings:
         checks=["equality"],
         train_file=str(data),
         official_args=CODI_ARGS,
-        codi_examples=6,
+        codi_examples=examples,
         tokenizer=str(tok_dir),
     )
 
@@ -338,7 +338,7 @@ def test_a_codi_peer_that_differs_is_caught(tmp_path):
     source = (buggy / "src" / "model.py").read_text()
     assert "term = term / target.std()" in source
     (buggy / "src" / "model.py").write_text(source.replace("term = term / target.std()", "term = term"))
-    result = run_peers(codi_settings(tmp_path, buggy), tmp_path / "out")["codi"]
+    result = run_peers(codi_settings(tmp_path, buggy, examples=2), tmp_path / "out")["codi"]
     # the distillation is not divided by the teacher's std: that term, and the loss, differ
     assert not result["equal"]
     assert all(c["distill_diff"] > 1e-4 and c["student_diff"] < 1e-5 for c in result["cases"])
