@@ -537,7 +537,7 @@ def test_a_stopped_run_stops_an_in_process_sweep(tmp_path, monkeypatch):
     from rim.config import config_from_dict
     from rim.training.jobs import Job, run_jobs
 
-    def stopped(cfg, path, reporter=None):
+    def stopped(cfg, path, reporter=None, resume=False):
         raise RimStopped("SIGINT: stopped", code=130)
 
     monkeypatch.setattr(rim.training.run, "run_training", stopped)
