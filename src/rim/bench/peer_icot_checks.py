@@ -91,8 +91,9 @@ def run_icot(
     spe = math.ceil(len(rows) / batch)
     total = len(reply["steps"])
     method = icot_method(special, args).for_stage("icot", total, spe, int(args.get("seed", 1234)))
-    loaders = _loaders(rows, records, tok, eos)
-    schedule = _schedule(reply, index, records, tok, method, spe, eos)
+    encoded = [encode(record, tok) for record in records]  # once: every step reads them
+    loaders = _loaders(rows, encoded, tok, eos)
+    schedule = _schedule(reply, index, encoded, tok, method, spe, eos)
     losses = _losses(reply, model, special, method, their_grads, grad_steps, spe, eos)
     resets = _resets(reply, method, total, eos)
     distribution = method.offset_distribution()
@@ -118,13 +119,14 @@ def run_icot(
     return result
 
 
-def _loaders(rows: list[list[int]], records: list, tok: PreTrainedTokenizerBase, eos: int) -> dict[str, Any]:
+def _loaders(
+    rows: list[list[int]], encoded: list[Example], tok: PreTrainedTokenizerBase, eos: int
+) -> dict[str, Any]:
     """Each official chain against rim's (the official one may end in a lone-space token)."""
     counts = {"same": 0, "trailing_space": 0, "different": 0}
     first_difference = None
-    for i, (row, record) in enumerate(zip(rows, records, strict=True)):
+    for i, (row, ex) in enumerate(zip(rows, encoded, strict=True)):
         theirs = split_row(row, eos)[1]
-        ex = encode(record, tok)
         ours = list(chain_prefix(ex, len(ex.steps)))
         if theirs == ours:
             counts["same"] += 1
@@ -137,7 +139,13 @@ def _loaders(rows: list[list[int]], records: list, tok: PreTrainedTokenizerBase,
 
 
 def _schedule(
-    reply: dict, index: dict, records: list, tok: PreTrainedTokenizerBase, method: ICoT, spe: int, eos: int
+    reply: dict,
+    index: dict,
+    encoded: list[Example],
+    tok: PreTrainedTokenizerBase,
+    method: ICoT,
+    spe: int,
+    eos: int,
 ) -> dict[str, Any]:
     """Per step and row: the chain tokens left by the official code against rim's."""
     checked = equal = offset_rows = 0
@@ -150,7 +158,7 @@ def _schedule(
             left = split_row(after, eos)[1]
             if left and chain[-1:] == left[-1:] and tok.decode(chain[-1:]) == " ":
                 left = left[:-1]  # the official chain's lone-space token (not in rim's)
-            ex = encode(records[i], tok)
+            ex = encoded[i]
             removed = method.removal_count(step, spe) + offset
             target = method.target_at(ex, removed)
             ours = list(target[: len(target) - (len(ex.cot) - len(chain_prefix(ex, len(ex.steps))))])
