@@ -7,6 +7,18 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 REPO = Path(__file__).resolve().parents[1]
+MAX_WORKERS = 4  # each worker holds torch and the test models; more rarely pays on a CI machine
+
+# Under pytest-xdist the cores are shared out between the workers (and the subprocesses they
+# start), so that two workers on two cores do not each run two threads. Set before torch loads.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ and "OMP_NUM_THREADS" not in os.environ:
+    _workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _workers))
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto` (pyproject.toml): one worker per core, at most MAX_WORKERS."""
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
 
 
 @pytest.fixture(scope="session")

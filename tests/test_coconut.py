@@ -12,7 +12,7 @@ from rim.common.errors import RimInputError
 from rim.common.progress import Reporter
 from rim.config import config_from_dict
 from rim.core.encoding import Example, encode
-from rim.core.generation import cache_keyword, left_pad, returned_cache
+from rim.core.generation import left_pad
 from rim.core.thoughts import think
 from rim.data.answers import digit_accuracy
 from rim.data.generators.chain import generate_chain
@@ -57,13 +57,7 @@ def test_cached_thought_passes_equal_uncached_loop(arch):
     with torch.no_grad():
         thinking = think(model, ids, mask, positions, n)
         close = torch.full((len(prompts), 1), method.special.close)
-        logits = model(
-            input_ids=close,
-            attention_mask=mask,
-            position_ids=positions[:, -1:],
-            use_cache=True,
-            **{cache_keyword(model): returned_cache(thinking.out)},
-        ).logits[:, -1]
+        logits = model(**thinking.then(model, close, mask, positions)).logits[:, -1]
         for b, prompt in enumerate(prompts):
             embeds, states = plain_thoughts(model, prompt, n)
             for i in range(n):
@@ -71,7 +65,7 @@ def test_cached_thought_passes_equal_uncached_loop(arch):
             embeds = torch.cat([embeds, embed(model, [method.special.close])])
             ref = model(inputs_embeds=embeds[None]).logits[0, -1]
             torch.testing.assert_close(logits[b], ref, atol=TOL, rtol=0)
-    assert thinking.passes == 1 + n
+    assert thinking.passes == n  # the prefill and n - 1 thoughts; the last goes with `</b>`
 
 
 def manual_loss(model, method, examples, stage):
@@ -221,10 +215,10 @@ def test_batched_generate_equals_unbatched(arch):
     assert batched.ids == [g.ids[0] for g in single]
     exact = method.generate(model, questions[:1], max_new_tokens=5, ignore_eos=True)
     assert len(exact.ids[0]) == 5
-    assert exact.forward_passes == 1 + 4 + 1 + 4  # prefill, 2*2 thoughts, `</b>`, 4 decode steps
+    assert exact.forward_passes == 1 + 3 + 1 + 4  # prefill, 3 thoughts, thought 4 + `</b>`, 4 decode steps
     assert 0 < exact.ttft_s <= exact.total_s
     fewer = method.generate(model, questions[:1], max_new_tokens=5, ignore_eos=True, latent_stages=1)
-    assert fewer.forward_passes == 1 + 2 + 1 + 4
+    assert fewer.forward_passes == 1 + 1 + 1 + 4
 
 
 def test_tiny_run_trains_every_stage_and_evaluates(tmp_path):

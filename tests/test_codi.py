@@ -164,7 +164,7 @@ def test_batched_generate_equals_unbatched(arch):
     single = [method.generate(model, [q], max_new_tokens=6) for q in questions]
     assert batched.ids == [g.ids[0] for g in single]
     exact = method.generate(model, questions[:1], max_new_tokens=4, ignore_eos=True)
-    assert exact.forward_passes == 1 + 3 + 1 + 3  # prefill, 3 thoughts, `</b>`, 3 decode steps
+    assert exact.forward_passes == 1 + 2 + 1 + 3  # prefill, 2 thoughts, thought 3 + `</b>`, 3 decode steps
 
 
 def test_tiny_run_trains_saves_the_projection_apart_and_reloads(tmp_path):

@@ -206,19 +206,29 @@ def icot_settings(tmp_path: Path, checkout: Path, **args) -> PeersSettings:
     rng = random.Random(0)
     records = [multiplication_record(rng.randrange(10, 100), rng.randrange(100, 1000)) for _ in range(12)]
     lines = [format_icot_line(r) for r in records]
-    data = tmp_path / "mult.txt"
-    data.write_text("".join(line + "\n" for line in lines))
-    tok_dir = tmp_path / "tok"
-    scratch_tokenizer([*lines, "+ ( ) ####"], vocab_size=60).save_pretrained(tok_dir)
-    return tiny_settings(
+    return text_peer_settings(
         tmp_path,
         checkout,
+        lines,
+        ["+ ( ) ####"],
+        60,
         peer="icot",
-        checks=["equality"],
-        train_file=str(data),
         official_args={**ICOT_ARGS, **args},
         icot_grad_steps=[0, 7],
-        tokenizer=str(tok_dir),
+    )
+
+
+def text_peer_settings(
+    tmp_path: Path, checkout: Path, lines: list[str], extra_text: list[str], vocab_size: int, **fields
+) -> PeersSettings:
+    """Settings for a peer that reads a text file: `lines` written as its train file and a
+    tokenizer trained on them (and `extra_text`), equality checks only."""
+    data = tmp_path / "train.txt"
+    data.write_text("".join(line + "\n" for line in lines))
+    tok_dir = tmp_path / "tok"
+    scratch_tokenizer([*lines, *extra_text], vocab_size=vocab_size).save_pretrained(tok_dir)
+    return tiny_settings(
+        tmp_path, checkout, checks=["equality"], train_file=str(data), tokenizer=str(tok_dir), **fields
     )
 
 
@@ -306,19 +316,15 @@ def codi_settings(tmp_path: Path, checkout: Path, examples: int = 6) -> PeersSet
         "one more ?||<<1+1=2>> #### 2",
         "and another question here with more words ?||<<9-4=5>> <<5*5=25>> #### 25",
     ]
-    data = tmp_path / "gsm.txt"
-    data.write_text("".join(line + "\n" for line in lines))
-    tok_dir = tmp_path / "tok"
-    scratch_tokenizer([*lines, "The answer is: 0 1 2 3 4 5 6 7 8 9"], vocab_size=120).save_pretrained(tok_dir)
-    return tiny_settings(
+    return text_peer_settings(
         tmp_path,
         checkout,
+        lines,
+        ["The answer is: 0 1 2 3 4 5 6 7 8 9"],
+        120,
         peer="codi",
-        checks=["equality"],
-        train_file=str(data),
         official_args=CODI_ARGS,
         codi_examples=examples,
-        tokenizer=str(tok_dir),
     )
 
 

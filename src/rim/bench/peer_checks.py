@@ -49,7 +49,8 @@ def rim_forward(
     start = int(batch["prefix_len"]) + int(batch["thoughts"])
     labels = batch["labels"][:, start:]
     keep = labels != IGNORE
-    logits = heads[-1] if heads[-1].dim() == 2 else heads[-1][keep]  # the last pass: `</b>` + text
+    last = heads[-1]  # the last pass: the last thought (never supervised), `</b>` and the text
+    logits = last if last.dim() == 2 else last[batch["labels"][:, -last.shape[1] :] != IGNORE]
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad(set_to_none=True)
     return {"loss": loss.detach(), "logits": logits.detach(), "labels": labels[keep], "grads": grads}

@@ -184,16 +184,10 @@ def _compare(
     model.eval()
     model.zero_grad(set_to_none=True)
     batch = method.collate(examples, "codi")
-    terms = method.loss_terms(model, batch)
-    c = method.config
-    loss = terms["student"] + c.distill_factor * terms["distill"] + c.teacher_factor * terms["teacher"]
+    terms = method.weighted(method.loss_terms(model, batch))  # the official reports them weighted
+    loss = terms["student"] + terms["distill"] + terms["teacher"]
     loss.backward()
-    ours = {
-        "loss": float(loss.detach()),
-        "student": float(terms["student"].detach()),
-        "distill": c.distill_factor * float(terms["distill"].detach()),  # the official reports it weighted
-        "teacher": c.teacher_factor * float(terms["teacher"].detach()),
-    }
+    ours = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
     names = {n.removeprefix("codi."): n for n in their_grads}
     grad_diff = grad_max = 0.0
     missing = []

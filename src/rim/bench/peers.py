@@ -104,17 +104,7 @@ def _text_peer(
             result["codi"] = run_codi(peer, model, tok, settings, checkout, Path(tmp), console)
             result["peer_side"] = {"versions": result["codi"]["versions"]}
             return model
-        weights = Path(tmp) / "weights.pt"
-        torch.save(model.state_dict(), weights)
-        result["peer_side"] = peer.call(
-            "setup",
-            checkout=str(checkout),
-            config=gpt2_config(model),
-            weights=str(weights),
-            tokenizer=settings.tokenizer,
-            threads=settings.threads,
-        )
-        report.say(console, f"peer icot at {result['checkout']['commit'] or checkout}: {result['peer_side']}")
+        _setup(peer, checkout, model, Path(tmp), settings, result, console, tokenizer=settings.tokenizer)
         result["icot"] = run_icot(peer, model, tok, settings, Path(tmp), console)
     return model
 
@@ -132,20 +122,7 @@ def _coconut_peer(
 ) -> None:
     """The Coconut checks (see the module docstring)."""
     with tempfile.TemporaryDirectory() as tmp, PeerProcess(settings.peer, settings.python) as peer:
-        weights = Path(tmp) / "weights.pt"
-        torch.save(model.state_dict(), weights)
-        result["peer_side"] = peer.call(
-            "setup",
-            checkout=str(checkout),
-            config=gpt2_config(model),
-            weights=str(weights),
-            special=peer_special(special),
-            threads=settings.threads,
-        )
-        report.say(
-            console,
-            f"peer {settings.peer} at {result['checkout']['commit'] or checkout}: {result['peer_side']}",
-        )
+        _setup(peer, checkout, model, Path(tmp), settings, result, console, special=peer_special(special))
         if "equality" in settings.checks:
             rows = random_examples(settings.examples, settings, bench.plain_ids, rng)
             result["equality"] = equality(peer, model, special, rows, settings, Path(tmp), console)
@@ -161,6 +138,32 @@ def _coconut_peer(
             result["inference"] = inference_speed(peer, model, special, questions, settings)
         if "loaders" in settings.checks:
             result["loaders"] = loaders(peer, settings, checkout, Path(tmp))
+
+
+def _setup(
+    peer: PeerProcess,
+    checkout: Path,
+    model: PreTrainedModel,
+    tmp: Path,
+    settings: PeersSettings,
+    result: dict,
+    console: Console | None,
+    **extra: Any,
+) -> None:
+    """Hand the peer rim's weights (saved under `tmp`) and its model config; record its answer
+    (versions, attention) as `result["peer_side"]`."""
+    weights = tmp / "weights.pt"
+    torch.save(model.state_dict(), weights)
+    result["peer_side"] = peer.call(
+        "setup",
+        checkout=str(checkout),
+        config=gpt2_config(model),
+        weights=str(weights),
+        threads=settings.threads,
+        **extra,
+    )
+    where = result["checkout"]["commit"] or checkout
+    report.say(console, f"peer {settings.peer} at {where}: {result['peer_side']}")
 
 
 def _checkout(settings: PeersSettings) -> str:

@@ -39,12 +39,36 @@ class ThoughtSequence:
 @dataclass
 class Thinking:
     """The result of the prefix and thought passes: the last model output (its cache holds every
-    position so far), the hidden states fed back as thoughts ([batch, hidden] each) and the
-    number of forward passes."""
+    column before the last thought), the hidden states fed back as thoughts ([batch, hidden]
+    each; the last one not fed yet: `then` feeds it together with what follows) and the number
+    of forward passes so far."""
 
     out: object
     thoughts: list[torch.Tensor]
     passes: int
+
+    @property
+    def pending(self) -> int:
+        """Columns the `then` pass feeds before its tokens: 1 (the last thought) or 0."""
+        return 1 if self.thoughts else 0
+
+    def then(
+        self, model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor
+    ) -> dict:
+        """The model inputs of the pass that feeds the last thought and then the tokens `ids`
+        [B, T] (`</b>` and the text): one pass instead of two. Its outputs cover `pending` + T
+        columns; `mask` and `positions` cover every column up to the last of `ids`."""
+        end = mask.shape[1]
+        embeds = model.get_input_embeddings()(ids)
+        if self.thoughts:
+            embeds = torch.cat([self.thoughts[-1][:, None].to(embeds.dtype), embeds], dim=1)
+        return {
+            "inputs_embeds": embeds,
+            "attention_mask": mask,
+            "position_ids": positions[:, end - embeds.shape[1] : end],
+            "use_cache": True,
+            cache_keyword(model): returned_cache(self.out),
+        }
 
 
 def think(
@@ -55,10 +79,11 @@ def think(
     n: int,
     project: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Thinking:
-    """Prefill the left-padded `prefix_ids` [B, P], then run `n` thought passes on the KV cache.
+    """Prefill the left-padded `prefix_ids` [B, P], then compute `n` thoughts on the KV cache.
 
     Thought i sits at column P+i: its input embedding is the last hidden state of column P+i-1
-    (through `project` where given: CODI's projection).
+    (through `project` where given: CODI's projection). The first n-1 thoughts get a pass each;
+    the last is fed by `Thinking.then`, in the pass of the tokens that follow it.
     `mask` and `positions` cover at least the P+n columns (later columns are ignored)."""
     width = prefix_ids.shape[1]
     cache_arg = cache_keyword(model)
@@ -74,16 +99,18 @@ def think(
     for col in range(width, width + n):
         state = out.hidden_states[-1][:, -1]
         thoughts.append(project(state) if project is not None else state)
+        if col + 1 == width + n:
+            break
         out = model(
             inputs_embeds=thoughts[-1][:, None],
             attention_mask=mask[:, : col + 1],
             position_ids=positions[:, col : col + 1],
             use_cache=True,
-            output_hidden_states=col + 1 < width + n,
+            output_hidden_states=True,
             logits_to_keep=1,
             **{cache_arg: returned_cache(out)},
         )
-    return Thinking(out, thoughts, 1 + n)
+    return Thinking(out, thoughts, max(1, n))
 
 
 def generate_after_thoughts(
@@ -96,8 +123,9 @@ def generate_after_thoughts(
     project: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Generation:
     """Greedy decoding after `n` thoughts: prefill the left-padded `prompts` (`question <b>`),
-    run the thought passes, feed `</b>`, then decode. `forward_passes` counts the prefill, every
-    thought, `</b>` and each decoding step; `ttft_s` is the time to the first text token."""
+    run the thought passes (the last with `</b>`), then decode. `forward_passes` counts every
+    pass (the prefill, n - 1 thoughts, last thought + `</b>`, each decoding step); `ttft_s` is
+    the time to the first text token."""
     device = next(model.parameters()).device
     ids, mask = left_pad(prompts, special.pad)
     ids, mask = ids.to(device), mask.to(device)
@@ -105,14 +133,8 @@ def generate_after_thoughts(
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     start = time.perf_counter()
     thinking = think(model, ids, mask, positions, n, project)
-    out = model(
-        input_ids=torch.full_like(ids[:, :1], special.close),
-        attention_mask=mask,
-        position_ids=positions[:, -1:],
-        use_cache=True,
-        logits_to_keep=1,
-        **{cache_keyword(model): returned_cache(thinking.out)},
-    )
+    close = torch.full_like(ids[:, :1], special.close)
+    out = model(**thinking.then(model, close, mask, positions), logits_to_keep=1)
     token = out.logits[:, -1].argmax(-1)
     sync(device)
     ttft = time.perf_counter() - start

@@ -51,7 +51,7 @@ import torch
 from transformers import PreTrainedModel
 
 from rim.core.encoding import Example, chain_after_steps
-from rim.core.generation import Generation, cache_keyword, returned_cache
+from rim.core.generation import Generation
 from rim.core.losses import mean_readout_loss
 from rim.core.thoughts import ThoughtSequence, collate_thoughts, generate_after_thoughts, think
 from rim.methods.base import SpecialIds, chain_answer
@@ -153,20 +153,15 @@ class Coconut(StageSchedule):
         return int(batch["attention_mask"].sum())
 
     def loss(self, model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Mean NLL of the text after `</b>`: prefix pass, thought passes, then `</b>` + text."""
+        """Mean NLL of the text after `</b>`: prefix pass, thought passes, then the last thought,
+        `</b>` and the text in one pass."""
         start = int(batch["prefix_len"]) + int(batch["thoughts"])
         mask, positions = batch["attention_mask"], batch["position_ids"]
         thinking = think(
             model, batch["input_ids"][:, : int(batch["prefix_len"])], mask, positions, int(batch["thoughts"])
         )
-        inputs = {
-            "input_ids": batch["input_ids"][:, start:],
-            "attention_mask": mask,
-            "position_ids": positions[:, start:],
-            "use_cache": True,
-            cache_keyword(model): returned_cache(thinking.out),
-        }
-        return mean_readout_loss(model, inputs, batch["labels"][:, start:])
+        inputs = thinking.then(model, batch["input_ids"][:, start:], mask, positions)
+        return mean_readout_loss(model, inputs, batch["labels"][:, start - thinking.pending :])
 
     def prompt(self, question: tuple[int, ...]) -> list[int]:
         """The text prefix `question <b>` (the thoughts and `</b>` follow at inference)."""

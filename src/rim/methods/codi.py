@@ -35,7 +35,7 @@ import torch
 from transformers import PreTrainedModel
 
 from rim.core.encoding import Example, chain_after_steps, joined_steps
-from rim.core.generation import Generation, cache_keyword, returned_cache
+from rim.core.generation import Generation
 from rim.core.losses import inner_model, supervised_forward
 from rim.core.segments import IGNORE
 from rim.core.thoughts import ThoughtSequence, collate_thoughts, generate_after_thoughts, think
@@ -180,9 +180,18 @@ class CODI(StageSchedule):
 
     def loss(self, model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Student CE + distill_factor x distillation + teacher_factor x teacher CE."""
-        terms = self.loss_terms(model, batch)
+        terms = self.weighted(self.loss_terms(model, batch))
+        return terms["student"] + terms["distill"] + terms["teacher"]
+
+    def weighted(self, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """`loss_terms` as they enter the loss: distillation times `distill_factor`, teacher CE
+        times `teacher_factor` (the official code logs them so too)."""
         c = self.config
-        return terms["student"] + c.distill_factor * terms["distill"] + c.teacher_factor * terms["teacher"]
+        return {
+            "student": terms["student"],
+            "distill": c.distill_factor * terms["distill"],
+            "teacher": c.teacher_factor * terms["teacher"],
+        }
 
     def loss_terms(self, model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The three terms, unweighted: `teacher` and `student` (mean token CE of each) and
@@ -201,21 +210,17 @@ class CODI(StageSchedule):
         mask, positions = batch["attention_mask"], batch["position_ids"]
         thinking = think(model, batch["input_ids"][:, :width], mask, positions, n, self.projection(model))
         start = width + n
-        labels = batch["labels"][:, start:]
+        labels = batch["labels"][:, start - thinking.pending :]  # the last thought's column first
         keep = labels != IGNORE
         student, logits = supervised_forward(
             model,
             keep,
-            input_ids=batch["input_ids"][:, start:],
-            attention_mask=mask,
-            position_ids=positions[:, start:],
-            use_cache=True,
+            **thinking.then(model, batch["input_ids"][:, start:], mask, positions),
             output_hidden_states=True,
-            **{cache_keyword(model): returned_cache(thinking.out)},
         )
         student_ce = torch.nn.functional.cross_entropy(logits.float(), labels[keep])
         rows = torch.arange(labels.shape[0], device=labels.device)
-        column = int(batch["student_at"]) - start
+        column = int(batch["student_at"]) - start + thinking.pending
         distances = []
         for s, t in zip(student.hidden_states, teacher.hidden_states):
             target = t[rows, batch["teacher_at"]].detach().float()
