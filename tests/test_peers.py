@@ -95,6 +95,10 @@ def test_stand_in_peer_agrees_everywhere(tmp_path):
     assert len(train["peer_s_repeats"]) == len(train["rim_s_repeats"]) == 2
     # same weights, batches and optimizer: the same first loss, and trajectories that stay together
     assert train["first_loss_diff"] < 1e-5 and train["loss_diff_max"] < 1e-2
+    # where rim's step goes, and the one-pass floor measured beside it
+    assert set(train["rim_parts_s"]) == {"collate", "forward_backward", "optimizer"}
+    assert all(v > 0 for v in train["rim_parts_s"].values())
+    assert train["floor_forward_backward_s"] > 0 and train["rim_over_floor"] > 0
 
     table = {(r["implementation"], r["method"], r["batch"]) for r in result["inference"]}
     assert ("official coconut", "coconut", 1) in table

@@ -119,6 +119,15 @@ def write(result: dict[str, Any], out: Path, console: Console | None) -> None:
             f"dropout): first loss {t['first_loss_diff']:.1e} apart, at most {t['loss_diff_max']:.1e} "
             "later (AdamW's normalised steps amplify float rounding in near-zero gradients).\n"
         )
+        if "rim_parts_s" in t:
+            p = t["rim_parts_s"]
+            parts.append(
+                f"Where rim's step goes (median s): collate {p['collate']:.4f}, forward + backward "
+                f"{p['forward_backward']:.4f}, optimizer {p['optimizer']:.4f}. The one-pass floor (the same "
+                f"token ids in one causal pass, head at the same positions) takes "
+                f"{t['floor_forward_backward_s']:.4f} s forward + backward: rim's thought passes cost "
+                f"{t['rim_over_floor']:.2f}x it.\n"
+            )
     if "inference" in result:
         parts += ["## Inference\n", report.markdown_table(result["inference"], INFERENCE_COLUMNS)]
     if result.get("loaders"):

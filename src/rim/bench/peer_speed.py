@@ -18,6 +18,7 @@ from rim.bench.peer_batch import peer_rows, random_examples, rim_coconut
 from rim.bench.peer_checks import official_answers
 from rim.bench.peer_process import PeerProcess
 from rim.bench.settings import PeersSettings
+from rim.core.losses import mean_readout_loss
 from rim.core.segments import SpecialIds
 
 if TYPE_CHECKING:
@@ -37,7 +38,13 @@ def training_speed(
     rim step lays its rows out (`collate`: the curriculum stage's sequences, then padding), as
     rim's training loop does every step; a timed official step only pads (`MyCollator`), its rows
     laid out before the clock starts, as `run.py` lays them out once an epoch. Both then run
-    forward, backward and an AdamW step."""
+    forward, backward and an AdamW step.
+
+    Where rim's step goes: its collate, forward + backward and optimizer parts, and beside each
+    timed step (untimed in it, and without an update) the one-pass floor: forward + backward of
+    the same token ids (`<m>` where the thoughts go) in one causal pass, head at the same
+    supervised positions. No Coconut can do less work; what rim spends above it is the cost of
+    running the thoughts as sequential passes."""
     method = rim_coconut(special, s, s.speed_c)
     k = min(s.speed_stage, s.latent_stages)
     stage = f"coconut{k}"
@@ -46,6 +53,7 @@ def training_speed(
     model.train()
     peer_s: list[float] = []
     rim_s: list[float] = []
+    parts: dict[str, list[float]] = {"collate": [], "forward_backward": [], "optimizer": [], "floor": []}
     peer_losses: list[float] = []
     rim_losses: list[float] = []
     for r in range(s.warmup + s.repeats):
@@ -64,12 +72,21 @@ def training_speed(
         for step in range(s.steps_per_round):
             start = time.perf_counter()
             batch = method.collate(batches[step], stage, 0.0)
+            collated = time.perf_counter()
             loss = method.loss(model, batch)
             loss.backward()
+            backward = time.perf_counter()
             optimizer.step()
             optimizer.zero_grad()
-            seconds.append(time.perf_counter() - start)
+            end = time.perf_counter()
+            seconds.append(end - start)
             losses.append(float(loss.detach()))
+            floor = _one_pass_floor(model, batch)
+            if r >= s.warmup:
+                parts["collate"].append(collated - start)
+                parts["forward_backward"].append(backward - collated)
+                parts["optimizer"].append(end - backward)
+                parts["floor"].append(floor)
         peer_losses += reply["losses"]
         rim_losses += losses
         if r >= s.warmup:
@@ -94,7 +111,21 @@ def training_speed(
         "loss_diff_max": max(abs(a - b) for a, b in zip(peer_losses, rim_losses, strict=True)),
         "peer_s_repeats": peer_s,
         "rim_s_repeats": rim_s,
+        "rim_parts_s": {name: statistics.median(v) for name, v in parts.items() if name != "floor"},
+        "floor_forward_backward_s": statistics.median(parts["floor"]),
+        "rim_over_floor": statistics.median(parts["forward_backward"]) / statistics.median(parts["floor"]),
     }
+
+
+def _one_pass_floor(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> float:
+    """Seconds of forward + backward of the batch's token ids in one causal pass (the thought
+    columns hold `<m>` ids), head at the supervised positions; the gradients are dropped."""
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids")}
+    start = time.perf_counter()
+    mean_readout_loss(model, inputs, batch["labels"]).backward()
+    seconds = time.perf_counter() - start
+    model.zero_grad(set_to_none=True)
+    return seconds
 
 
 def inference_speed(
