@@ -21,6 +21,24 @@ def pytest_xdist_auto_num_workers(config) -> int:
     return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
 
 
+# The files that take longest (a minute or more on two cores) start first, so that the workers
+# do not end with one long file running alone; every other file keeps its place.
+SLOW_FIRST = (
+    "test_smollm2.py",
+    "test_export.py",
+    "test_lint.py",
+    "test_peers.py",
+    "test_bench.py",
+    "test_distributed.py",
+    "test_resume.py",
+)
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The published reference files: $RIM_SHARED_DATA, default ../shared/data from the repo."""

@@ -33,12 +33,13 @@ Training batch. Columns are aligned so that thought i is the same column in ever
 
 The attention mask is 2D (0 on padding) and position ids count only real tokens, so a row gets
 the positions it would have alone. The forward runs one pass over the prefix, one pass per
-thought (input: the last hidden state of the previous position, through `inputs_embeds`), and
-one pass over `</b>` + text, all sharing one KV cache. Gradients flow through the whole thought
+thought but the last (input: the last hidden state of the previous position, through
+`inputs_embeds`), and one pass over the last thought, `</b>` and the text, all sharing one KV
+cache (n + 1 passes, as the official forward). Gradients flow through the whole thought
 chain (nothing is detached), as in Coconut.
 
-Inference. Prefill `question <b>` (left-padded batch), run c*latent_stages thought passes on the
-cache, feed `</b>`, then decode greedily until EOS. The generated text is `steps #### answer`
+Inference. Prefill `question <b>` (left-padded batch), run the thoughts on the cache (the last
+one in the pass of `</b>`), then decode greedily until EOS. The generated text is `steps #### answer`
 like CoT, and `answer_text` keeps what follows the separator. `prompt()` is
 the text prefix `question <b>` only, since thoughts are not tokens.
 """
@@ -182,8 +183,8 @@ class Coconut(StageSchedule):
     ) -> Generation:
         """Greedy `steps #### answer` after c x `latent_stages` thoughts (default: the config's).
 
-        `forward_passes` counts the prefill, every thought, `</b>` and each decoding step;
-        `ttft_s` is the time to the first generated text token."""
+        `forward_passes` counts every pass (the prefill, each thought but the last, the last
+        with `</b>`, each decoding step); `ttft_s` is the time to the first generated text token."""
         n = self.thoughts_per_step * (self.latent_stages if latent_stages is None else latent_stages)
         prompts = [self.prompt(q) for q in questions]
         return generate_after_thoughts(model, prompts, n, self.special, max_new_tokens, ignore_eos)

@@ -247,8 +247,9 @@ class CODI(StageSchedule):
         max_new_tokens: int,
         ignore_eos: bool = False,
     ) -> Generation:
-        """Greedy ` #### answer` after the thoughts. `forward_passes` counts the prefill, every
-        thought, `</b>` and each decoding step; `ttft_s` is the time to the first text token."""
+        """Greedy ` #### answer` after the thoughts. `forward_passes` counts every pass (the
+        prefill, each thought but the last, the last with `</b>`, each decoding step); `ttft_s` is
+        the time to the first text token."""
         prompts = [self.prompt(q) for q in questions]
         n = self.config.thoughts
         return generate_after_thoughts(
