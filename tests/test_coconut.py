@@ -102,6 +102,31 @@ def test_training_loss_and_gradients_equal_per_example_computation(arch, stage):
         torch.testing.assert_close(g, r, atol=TOL, rtol=1e-4)
 
 
+class Wrapped(torch.nn.Module):
+    """Like DistributedDataParallel: the model under `.module`, forward passed through, and
+    none of the model's own methods (multi-process training hands the loss such a wrapper)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.module = model
+
+    def forward(self, **inputs):
+        return self.module(**inputs)
+
+
+@pytest.mark.parametrize("name", ["coconut", "codi"])
+def test_thought_losses_run_inside_a_ddp_like_wrapper(name):
+    tok = tiny_tokenizer()
+    model = tiny_model("gpt2", tok, seed=4)
+    method = make_method(name, special_ids(tok), **({"thoughts_per_step": 1} if name == "coconut" else {}))
+    method.attach(model)
+    examples = [encode(r, tok) for r in RECORDS]
+    stage = "coconut2" if name == "coconut" else "codi"
+    batch = method.collate(examples, stage, 0.0)
+    assert not hasattr(Wrapped(model), "get_input_embeddings")
+    torch.testing.assert_close(method.loss(Wrapped(model), batch), method.loss(model, batch), atol=0, rtol=0)
+
+
 SPECIAL = SpecialIds(open=90, memory=91, close=92, eos=93, pad=0)
 SEP = (30, 31)  # " ####"
 LONG = Example(

@@ -59,7 +59,7 @@ class Thinking:
         [B, T] (`</b>` and the text): one pass instead of two. Its outputs cover `pending` + T
         columns; `mask` and `positions` cover every column up to the last of `ids`."""
         end = mask.shape[1]
-        embeds = model.get_input_embeddings()(ids)
+        embeds = getattr(model, "module", model).get_input_embeddings()(ids)  # inside a DDP wrapper too
         if self.thoughts:
             embeds = torch.cat([self.thoughts[-1][:, None].to(embeds.dtype), embeds], dim=1)
         return {
