@@ -5,10 +5,11 @@ from __future__ import annotations
 import inspect
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from transformers import PreTrainedModel
+
+from rim.core.losses import inner_model
 
 
 @dataclass
@@ -154,10 +155,8 @@ def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch
 def cache_keyword(model: PreTrainedModel) -> str:
     """Name of the KV-cache argument of the model inside any DDP or PEFT wrapper: `cache`
     (transformers >= 5.2x) or `past_key_values`."""
-    inner: Any = getattr(model, "module", model)
-    if hasattr(inner, "get_base_model"):
-        inner = inner.get_base_model()
-    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
+    parameters = inspect.signature(inner_model(model).forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
 
 
 def returned_cache(out):

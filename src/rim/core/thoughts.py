@@ -23,6 +23,7 @@ import torch
 from transformers import PreTrainedModel
 
 from rim.core.generation import Generation, cache_keyword, continue_greedy, left_pad, returned_cache, sync
+from rim.core.losses import inner_model
 from rim.core.segments import IGNORE, SpecialIds
 
 
@@ -59,7 +60,7 @@ class Thinking:
         [B, T] (`</b>` and the text): one pass instead of two. Its outputs cover `pending` + T
         columns; `mask` and `positions` cover every column up to the last of `ids`."""
         end = mask.shape[1]
-        embeds = getattr(model, "module", model).get_input_embeddings()(ids)  # inside a DDP wrapper too
+        embeds = inner_model(model).get_input_embeddings()(ids)  # inside a DDP or PEFT wrapper too
         if self.thoughts:
             embeds = torch.cat([self.thoughts[-1][:, None].to(embeds.dtype), embeds], dim=1)
         return {
