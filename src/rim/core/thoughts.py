@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from transformers import PreTrainedModel
@@ -60,7 +61,8 @@ class Thinking:
         [B, T] (`</b>` and the text): one pass instead of two. Its outputs cover `pending` + T
         columns; `mask` and `positions` cover every column up to the last of `ids`."""
         end = mask.shape[1]
-        embeds = inner_model(model).get_input_embeddings()(ids)  # inside a DDP or PEFT wrapper too
+        inner = cast(PreTrainedModel, inner_model(model))  # inside a DDP or PEFT wrapper too
+        embeds = inner.get_input_embeddings()(ids)
         if self.thoughts:
             embeds = torch.cat([self.thoughts[-1][:, None].to(embeds.dtype), embeds], dim=1)
         return {
