@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from helpers import RECORDS
 
+from rim.bench import report
 from rim.bench.common import load_settings
 from rim.bench.peer_process import SCRIPTS, PeerProcess, check_checkout
 from rim.bench.peers import run_peers
@@ -226,14 +227,13 @@ def text_peer_settings(
     tmp_path: Path, checkout: Path, lines: list[str], extra_text: list[str], vocab_size: int, **fields
 ) -> PeersSettings:
     """Settings for a peer that reads a text file: `lines` written as its train file and a
-    tokenizer trained on them (and `extra_text`), equality checks only."""
+    tokenizer trained on them (and `extra_text`); equality checks unless `fields` say."""
     data = tmp_path / "train.txt"
     data.write_text("".join(line + "\n" for line in lines))
     tok_dir = tmp_path / "tok"
     scratch_tokenizer([*lines, *extra_text], vocab_size=vocab_size).save_pretrained(tok_dir)
-    return tiny_settings(
-        tmp_path, checkout, checks=["equality"], train_file=str(data), tokenizer=str(tok_dir), **fields
-    )
+    fields = {"checks": ["equality"], **fields}
+    return tiny_settings(tmp_path, checkout, train_file=str(data), tokenizer=str(tok_dir), **fields)
 
 
 def test_stand_in_icot_peer_agrees_everywhere(tmp_path):
@@ -352,6 +352,28 @@ def test_a_codi_peer_that_differs_is_caught(tmp_path):
     # the distillation is not divided by the teacher's std: that term, and the loss, differ
     assert not result["equal"]
     assert all(c["distill_diff"] > 1e-4 and c["student_diff"] < 1e-5 for c in result["cases"])
+
+
+@pytest.mark.parametrize("peer", ["icot", "codi"])
+def test_text_peers_time_the_official_training_loop_beside_rims(tmp_path, peer):
+    """The speed check of iCoT-SI and CODI: the stand-in's training steps beside rim's, after the
+    equality check (CODI's changes the peer's weights, so it must come last)."""
+    if peer == "icot":
+        settings = icot_settings(tmp_path, ICOT_STAND_IN)  # 12 rows, batch 4, 6 epochs: 18 steps
+        steps = 17  # the seconds between 18 optimizer steps' ends
+    else:
+        settings = codi_settings(tmp_path, CODI_STAND_IN)
+        steps = settings.steps_per_round
+    settings = PeersSettings(**{**settings.model_dump(), "checks": ["equality", "speed"], "repeats": 2})
+    result = run_peers(settings, tmp_path / "out")
+    training = result["training"]
+    assert len(training["peer_s_repeats"]) == len(training["rim_s_repeats"]) == 2 * steps
+    assert min(training["peer_s_repeats"] + training["rim_s_repeats"]) > 0
+    assert result["ratios"]["training_speedup"] == training["speedup"] > 0
+    assert result["codi"]["equal"] if peer == "codi" else result["icot"]["loss"]["equal"]
+    markdown = (tmp_path / "out" / "peers.md").read_text()
+    assert "## Training step" in markdown and f"rim {training['speedup']:.2f}x" in markdown
+    assert (tmp_path / "out" / "peers.png").exists() or report.pyplot() is None
 
 
 OFFICIAL_CODI = os.environ.get("RIM_PEER_CODI_CHECKOUT")

@@ -17,6 +17,8 @@ Requests (`cmd`):
   the model to fp32; save its state dict to `state`; return the dataset's token ids.
 - `forward`: the official collator on the examples `indices`, one forward in eval mode and one
   backward; the loss and its three terms; every parameter's gradient saved to `out`.
+- `train`: timed optimizer steps (collator, forward, backward, clipping, AdamW), for the speed
+  check; they change the weights, so they come after every `forward`.
 - `quit`.
 """
 
@@ -26,6 +28,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 
 import torch
 
@@ -115,7 +118,34 @@ def forward(req: dict) -> dict:
     }
 
 
-COMMANDS = {"setup": setup, "forward": forward}
+def train(req: dict) -> dict:
+    """`steps` optimizer steps on the examples `batches` (a list of index lists, cycled), as the
+    official trainer's inner step takes them: the official collator, forward (train mode),
+    backward, gradient clipping to `max_grad_norm`, AdamW (one, built on the first call); the
+    seconds and loss of each. It changes the weights: the client asks for `forward` first."""
+    model, dataset = STATE["model"], STATE["dataset"]
+    if "optimizer" not in STATE:
+        STATE["optimizer"] = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=req["lr"], weight_decay=req["weight_decay"]
+        )
+    optimizer = STATE["optimizer"]
+    model.train()
+    seconds, losses = [], []
+    for step in range(req["steps"]):
+        indices = req["batches"][step % len(req["batches"])]
+        start = time.perf_counter()
+        batch = STATE["collator"]([dataset[i] for i in indices])
+        loss = model(**batch)["loss"]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), req["max_grad_norm"])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        seconds.append(time.perf_counter() - start)
+        losses.append(float(loss.detach()))
+    return {"seconds": seconds, "losses": losses}
+
+
+COMMANDS = {"setup": setup, "forward": forward, "train": train}
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -12,6 +12,7 @@ official sequences, with `The answer is:` as the separator before the answer.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,16 +89,28 @@ def official_example(row: dict[str, Any], eos: int, filler: int) -> Example:
     return Example(tuple(question), steps, tuple(said[separator:]), (*chain, filler, *said))
 
 
-def run_codi(
+@dataclass
+class OfficialCODI:
+    """What the official `train()` built, in rim's terms: its versions, rim's CODI with its
+    options, a GPT-2 with its weights, and its examples."""
+
+    args: dict[str, Any]
+    versions: dict[str, str]
+    method: CODI
+    model: PreTrainedModel
+    examples: list[Example]
+
+
+def build_codi(
     peer: PeerProcess,
     model: PreTrainedModel,
     tok: PreTrainedTokenizerBase,
     settings: PeersSettings,
     checkout: Path,
     tmp: Path,
-    console: Console | None,
-) -> dict[str, Any]:
-    """Build the official CODI on `train_file`'s first lines and compare (module docstring)."""
+) -> OfficialCODI:
+    """Run the official `train()` on `train_file`'s first lines (the peer keeps its model and
+    batches) and take its weights and examples into rim's form."""
     assert settings.train_file is not None  # the settings' validator
     records = read_records(settings.train_file)[: settings.codi_examples]
     rows = [{"question": r.question, "cot": " ".join(r.steps), "answer": r.answer} for r in records]
@@ -122,6 +135,14 @@ def run_codi(
     method = codi_method(special, args)
     ours = _official_weights(model, method, torch.load(state, weights_only=True))
     examples = [official_example(row, eos, eos) for row in reply["examples"]]
+    return OfficialCODI(args, reply["versions"], method, ours, examples)
+
+
+def run_codi(
+    peer: PeerProcess, official: OfficialCODI, settings: PeersSettings, tmp: Path, console: Console | None
+) -> dict[str, Any]:
+    """Compare rim's CODI with the official one built by `build_codi` (module docstring)."""
+    examples = official.examples
     lengths = Counter(len(ex.question) for ex in examples)
     length, count = lengths.most_common(1)[0]
     groups = [[i] for i in range(len(examples))]
@@ -131,11 +152,11 @@ def run_codi(
     for group in groups:
         theirs = peer.call("forward", indices=group, out=str(tmp / "codi-grads.pt"))
         their_grads = torch.load(tmp / "codi-grads.pt", weights_only=True)
-        cases.append(_compare(ours, method, [examples[i] for i in group], theirs, their_grads, group))
+        rows = [examples[i] for i in group]
+        cases.append(_compare(official.model, official.method, rows, theirs, their_grads, group))
     result = {
         "file": settings.train_file,
-        "args": args,
-        "versions": reply["versions"],
+        "args": official.args,
         "examples": len(examples),
         "cases": cases,
         "equal": all(c["equal"] for c in cases),

@@ -25,6 +25,8 @@ Requests (`cmd`):
   after removal and the loss; the training file's rows as the official `CoTDataset` tokenises
   them; the reset steps (the step index a new AdamW is built before); the official
   `compute_lambda_distribution`; gradients at `grad_steps` saved to `out`.
+- `time`: `train.main()` with `args` and nothing recorded but the end of every AdamW step (the
+  seconds between them: the official loop's own steps, for the speed check).
 - `quit`.
 """
 
@@ -36,6 +38,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 
 import torch
 
@@ -72,6 +75,13 @@ def run(req: dict) -> dict:
     resets: list[int] = []
     grads: dict[int, dict[str, torch.Tensor]] = {}
     record: dict = {"model": None, "loader": None}
+
+    original = {
+        "get_sep_position": train.get_sep_position,
+        "multinomial": torch.multinomial,
+        "compute_loss": train.ImplicitModel.compute_loss,
+        "clip": torch.nn.utils.clip_grad_norm_,
+    }
 
     def get_sep_position(input_ids, sep_id, skip=0):
         if skip == 0 and len(steps) == record.get("seen", 0):  # the step's first call: before removal
@@ -118,51 +128,18 @@ def run(req: dict) -> dict:
             super().__init__(*args, **kwargs)
             record.setdefault("rows", self.examples_all)  # the first one built: the training file
 
-    original = {
-        "get_sep_position": train.get_sep_position,
-        "multinomial": torch.multinomial,
-        "compute_loss": train.ImplicitModel.compute_loss,
-        "clip": torch.nn.utils.clip_grad_norm_,
-    }
-    save = train.ImplicitModel.save_pretrained if hasattr(train.ImplicitModel, "save_pretrained") else None
-    saved_evaluate = train.evaluate
-    out = tempfile.mkdtemp(prefix="peer-icot-out-")
-    argv = [
-        "train.py",
-        "--model",
-        STATE["folder"],
-        "--save_model",
-        out,
-        "--val_path",
-        req["args"]["train_path"],
-    ]
-    for key, value in req["args"].items():
-        if isinstance(value, bool):
-            argv += [f"--{key}"] if value else []
-        else:
-            argv += [f"--{key}", str(value)]
-    sys.argv = argv
-    train.get_sep_position = get_sep_position
-    saved_dataset, train.CoTDataset = train.CoTDataset, CoTDataset
-    torch.multinomial = multinomial
-    train.ImplicitModel.compute_loss = compute_loss
-    setattr(torch.optim, "AdamW", AdamW)  # noqa: B010 (mypy: not a plain assignment to a class)
-    setattr(torch.nn.utils, "clip_grad_norm_", clip_grad_norm_)  # noqa: B010
-    train.evaluate = lambda *args, **kwargs: (0.0, 0.0, 1.0)  # greedy decoding of a file: no step
-    train.ImplicitModel.save_pretrained = lambda self, path: None
-    try:
-        train.main()
-    finally:
-        train.get_sep_position = original["get_sep_position"]
-        train.CoTDataset = saved_dataset
-        torch.multinomial = original["multinomial"]
-        train.ImplicitModel.compute_loss = original["compute_loss"]
-        setattr(torch.optim, "AdamW", original_adamw)  # noqa: B010
-        setattr(torch.nn.utils, "clip_grad_norm_", original["clip"])  # noqa: B010
-        train.evaluate = saved_evaluate
-        if save is not None:
-            train.ImplicitModel.save_pretrained = save
-        shutil.rmtree(out, ignore_errors=True)
+    _main(
+        train,
+        req["args"],
+        [
+            (train, "get_sep_position", get_sep_position),
+            (train, "CoTDataset", CoTDataset),
+            (torch, "multinomial", multinomial),
+            (train.ImplicitModel, "compute_loss", compute_loss),
+            (torch.optim, "AdamW", AdamW),
+            (torch.nn.utils, "clip_grad_norm_", clip_grad_norm_),
+        ],
+    )
     lam = float(req["args"].get("removal_smoothing_lambda", "inf"))
     torch.save(grads, req["out"])
     return {
@@ -171,6 +148,61 @@ def run(req: dict) -> dict:
         "resets": resets,
         "distribution": train.compute_lambda_distribution(lam).tolist(),
     }
+
+
+def time_run(req: dict) -> dict:
+    """`train.main()` with `args`, unrecorded: the one addition is a clock read at the end of
+    every AdamW step, so the official loop (its batches, removal, forward, backward, clipping
+    and optimizer, resets included) runs at its own speed. The seconds between consecutive
+    steps' ends."""
+    train = STATE["train"]
+    stamps: list[float] = []
+    original_adamw = torch.optim.AdamW
+
+    class AdamW(original_adamw):  # type: ignore[valid-type,misc]
+        __signature__ = inspect.signature(original_adamw)  # `main` asks it whether `fused` exists
+
+        def step(self, *args, **kwargs):
+            result = super().step(*args, **kwargs)
+            stamps.append(time.perf_counter())
+            return result
+
+    _main(train, req["args"], [(torch.optim, "AdamW", AdamW)])
+    return {"seconds": [b - a for a, b in zip(stamps, stamps[1:])]}
+
+
+def _main(train, args: dict, patches: list[tuple[object, str, object]]) -> None:
+    """`train.main()` with `args` as its command line (`--model`, `--save_model` and `--val_path`
+    filled in), `evaluate` (greedy decoding of a file: no step) and the checkpoint save as no-ops,
+    and each (object, attribute, value) of `patches` in place; all restored afterwards."""
+    out = tempfile.mkdtemp(prefix="peer-icot-out-")
+    argv = ["train.py", "--model", STATE["folder"], "--save_model", out, "--val_path", args["train_path"]]
+    for key, value in args.items():
+        if isinstance(value, bool):
+            argv += [f"--{key}"] if value else []
+        else:
+            argv += [f"--{key}", str(value)]
+    sys.argv = argv
+    patches = [
+        *patches,
+        (train, "evaluate", lambda *a, **k: (0.0, 0.0, 1.0)),
+        (train.ImplicitModel, "save_pretrained", lambda self, path: None),
+    ]
+    saved = [(owner, name, owner.__dict__.get(name, _ABSENT)) for owner, name, _ in patches]
+    try:
+        for owner, name, value in patches:
+            setattr(owner, name, value)
+        train.main()
+    finally:
+        for owner, name, value in reversed(saved):
+            if value is _ABSENT:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, value)
+        shutil.rmtree(out, ignore_errors=True)
+
+
+_ABSENT = object()
 
 
 def _rows(input_ids: torch.Tensor, eos: int) -> list[list[int]]:
@@ -188,7 +220,7 @@ def _rows(input_ids: torch.Tensor, eos: int) -> list[list[int]]:
     return rows
 
 
-COMMANDS = {"setup": setup, "run": run}
+COMMANDS = {"setup": setup, "run": run, "time": time_run}
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

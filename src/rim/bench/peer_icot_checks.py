@@ -54,6 +54,11 @@ def icot_method(special: SpecialIds, args: dict[str, Any], **extra: Any) -> ICoT
     return method
 
 
+def eos_special(eos: int) -> SpecialIds:
+    """The official iCoT-SI's one separator: EOS everywhere (it has no special tokens)."""
+    return SpecialIds(open=eos, memory=eos, close=eos, eos=eos, pad=eos)
+
+
 def split_row(row: list[int], eos: int) -> tuple[list[int], list[int], list[int]]:
     """An official row `question <eos> chain <eos> answer <eos>`: question with its EOS, the
     chain, and the rest from the second EOS to the end (without the last EOS)."""
@@ -79,7 +84,7 @@ def run_icot(
     reply = peer.call("run", args=args, grad_steps=grad_steps, out=str(tmp / "icot-grads.pt"))
     their_grads = torch.load(tmp / "icot-grads.pt", weights_only=True)
     eos = int(tok.eos_token_id)
-    special = SpecialIds(open=eos, memory=eos, close=eos, eos=eos, pad=eos)
+    special = eos_special(eos)
     records = read_records(settings.train_file)
     if int(args.get("max_size", -1)) > 0:
         records = records[: int(args["max_size"])]  # the official `--max_size`: the first lines

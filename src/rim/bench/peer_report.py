@@ -110,7 +110,15 @@ def write(result: dict[str, Any], out: Path, console: Console | None) -> None:
             f"## Greedy generation\n\n{g['same_batch1']}/{g['questions']} answers identical at batch 1, "
             f"{g['same_batched']}/{g['questions']} with rim batched, after {g['thoughts']} thoughts.\n"
         )
-    if "training" in result:
+    if "training" in result and "loop" in result["training"]:  # iCoT-SI, CODI
+        t = result["training"]
+        parts.append(
+            f"## Training step\n\n{t['loop']}: official {t['peer_examples_per_s']:.1f} examples/s "
+            f"({t['peer_s_per_step']:.3f} s/step), rim {t['rim_examples_per_s']:.1f} examples/s "
+            f"({t['rim_s_per_step']:.3f} s/step): rim {t['speedup']:.2f}x. Medians over "
+            f"{len(t['peer_s_repeats'])} official and {len(t['rim_s_repeats'])} rim steps.\n"
+        )
+    elif "training" in result:
         t = result["training"]
         parts.append(
             f"## Training step\n\n{t['stage']} ({t['thoughts']} thoughts), batch {t['batch']}: official "
@@ -188,18 +196,17 @@ def icot_section(r: dict[str, Any]) -> str:
 
 
 def plot(result: dict[str, Any], path: Path) -> Path | None:
-    """Bars: examples/s of a training step and answers/s at batch 1, official against rim."""
+    """Bars: examples/s of a training step and (Coconut) answers/s at batch 1, official against rim."""
     plt = report.pyplot()
     if plt is None or "training" not in result:
         return None
     t = result["training"]
-    inference = {(r["implementation"] == "rim", r["method"], r["batch"]): r for r in result["inference"]}
-    groups = ["training examples/s", "Coconut answers/s (batch 1)"]
-    official = [t["peer_examples_per_s"], inference[(False, "coconut", 1)]["answers_per_s"]]
-    ours = [
-        t["rim_examples_per_s"],
-        inference.get((True, "coconut", 1), {}).get("answers_per_s", float("nan")),
-    ]
+    groups, official, ours = ["training examples/s"], [t["peer_examples_per_s"]], [t["rim_examples_per_s"]]
+    if "inference" in result:
+        inference = {(r["implementation"] == "rim", r["method"], r["batch"]): r for r in result["inference"]}
+        groups.append("Coconut answers/s (batch 1)")
+        official.append(inference[(False, "coconut", 1)]["answers_per_s"])
+        ours.append(inference.get((True, "coconut", 1), {}).get("answers_per_s", float("nan")))
     fig, ax = plt.subplots(figsize=(6, 3.5))
     report.grouped_bars(ax, groups, {"official": official, "rim": ours})
     ax.set_ylabel("per second")

@@ -20,6 +20,7 @@ from rim.bench.peer_process import PeerProcess
 from rim.bench.settings import PeersSettings
 from rim.core.losses import mean_readout_loss
 from rim.core.segments import SpecialIds
+from rim.training.optimizer import adamw
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -38,7 +39,8 @@ def training_speed(
     rim step lays its rows out (`collate`: the curriculum stage's sequences, then padding), as
     rim's training loop does every step; a timed official step only pads (`MyCollator`), its rows
     laid out before the clock starts, as `run.py` lays them out once an epoch. Both then run
-    forward, backward and an AdamW step.
+    forward, backward and an AdamW step (each its own: `run.py`'s torch default, the fused one
+    of rim's trainer).
 
     Where rim's step goes: its collate, forward + backward and optimizer parts, and beside each
     timed step (untimed in it, and without an update) the one-pass floor: forward + backward of
@@ -49,7 +51,7 @@ def training_speed(
     k = min(s.speed_stage, s.latent_stages)
     stage = f"coconut{k}"
     batches = [random_examples(s.batch_size, s, plain, rng) for _ in range(s.steps_per_round)]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    optimizer = adamw(model.parameters(), s.lr, s.weight_decay)  # as rim's trainer builds it
     model.train()
     peer_s: list[float] = []
     rim_s: list[float] = []

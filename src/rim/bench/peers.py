@@ -14,6 +14,9 @@ rim's weights strictly) and the same token ids. Four checks, each optional:
   and no-CoT beside (same model, same questions);
 - loaders: the peer's dataset code on its own files against rim's readers.
 
+iCoT-SI and CODI have two: equality (`peer_icot_checks`, `peer_codi_checks`) and the training
+speed (`peer_text_speed`).
+
 Writes peers.json, peers.md and peers.png under `--out`.
 """
 
@@ -33,11 +36,12 @@ from rim.bench import report
 from rim.bench.common import describe_model, model_config, random_model
 from rim.bench.peer_batch import gpt2_config, peer_special, random_examples
 from rim.bench.peer_checks import equality, generation, loaders
-from rim.bench.peer_codi_checks import run_codi
+from rim.bench.peer_codi_checks import build_codi, run_codi
 from rim.bench.peer_icot_checks import run_icot
 from rim.bench.peer_process import PeerProcess, check_checkout
 from rim.bench.peer_report import ratios, write
 from rim.bench.peer_speed import inference_speed, training_speed
+from rim.bench.peer_text_speed import codi_training_speed, icot_training_speed
 from rim.bench.settings import PeersSettings
 from rim.common.errors import RimInputError
 from rim.core.segments import SpecialIds
@@ -101,11 +105,20 @@ def _text_peer(
     set_dropout(model, 0.0)
     with tempfile.TemporaryDirectory() as tmp, PeerProcess(settings.peer, settings.python) as peer:
         if settings.peer == "codi":
-            result["codi"] = run_codi(peer, model, tok, settings, checkout, Path(tmp), console)
-            result["peer_side"] = {"versions": result["codi"]["versions"]}
+            official = build_codi(peer, model, tok, settings, checkout, Path(tmp))
+            result["peer_side"] = {"versions": official.versions}
+            if "equality" in settings.checks:
+                result["codi"] = run_codi(peer, official, settings, Path(tmp), console)
+            if "speed" in settings.checks:  # changes the peer's weights: after the equality
+                result["training"] = codi_training_speed(
+                    peer, official.model, official.method, official.examples, settings, console
+                )
             return model
         _setup(peer, checkout, model, Path(tmp), settings, result, console, tokenizer=settings.tokenizer)
-        result["icot"] = run_icot(peer, model, tok, settings, Path(tmp), console)
+        if "equality" in settings.checks:
+            result["icot"] = run_icot(peer, model, tok, settings, Path(tmp), console)
+        if "speed" in settings.checks:
+            result["training"] = icot_training_speed(peer, model, tok, settings, console)
     return model
 
 

@@ -158,9 +158,10 @@ class PeersSettings(Section):
 
     peer: Literal["coconut", "icot", "codi"] = "coconut"
     """The peer method whose official code runs beside rim's: Coconut
-    (facebookresearch/coconut), iCoT-SI (da03/Internalize_CoT_Step_by_Step; its one check,
-    `equality`: the removal schedule, resets and loss of a recorded official run) or CODI
-    (zhenyi4/codi; `equality`: each loss term and the gradients on the official batches)."""
+    (facebookresearch/coconut), iCoT-SI (da03/Internalize_CoT_Step_by_Step; `equality`: the
+    removal schedule, resets and loss of a recorded official run) or CODI (zhenyi4/codi;
+    `equality`: each loss term and the gradients on the official batches); `speed` for both:
+    the official training loop's steps against rim's."""
     checkout: str | None = None
     """The folder of a `git clone` of the peer's official repository; null: the environment
     variable RIM_PEER_CHECKOUT."""
@@ -193,7 +194,7 @@ class PeersSettings(Section):
     max_new_tokens: int = Field(16, ge=1)
     """Tokens generated per answer."""
     batch_size: int = Field(32, ge=1)
-    """Examples per timed training step."""
+    """Examples per timed training step (Coconut, CODI; iCoT-SI's is `official_args.batch_size`)."""
     speed_stage: int = Field(2, ge=0)
     """Curriculum stage of the timed training steps (stage x c thoughts)."""
     speed_c: int = Field(2, ge=1)
@@ -242,13 +243,13 @@ class PeersSettings(Section):
             raise ValueError(
                 f"the {self.peer} checks read `train_file` with `tokenizer` (a GPT-2 tokenizer folder)"
             )
-        if self.peer != "coconut" and self.checks != ["equality"]:
-            raise ValueError(f"the {self.peer} peer has one check: checks: [equality]")
+        if self.peer != "coconut" and not set(self.checks) <= {"equality", "speed"}:
+            raise ValueError(f"the {self.peer} peer has two checks: equality and speed")
         if "loaders" in self.checks and (not self.data or self.tokenizer is None):
             raise ValueError(
                 "the loaders check reads `data` with `tokenizer` (a GPT-2 tokenizer folder): set both"
             )
-        if "speed" in self.checks and self.questions < self.warmup + self.repeats:
+        if self.peer == "coconut" and "speed" in self.checks and self.questions < self.warmup + self.repeats:
             raise ValueError("the inference timing splits `questions` over warmup + repeats rounds: ask more")
         return self
 

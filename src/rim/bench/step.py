@@ -33,6 +33,7 @@ from rim.core.generation import sync
 from rim.data.generators.chain import generate_chain
 from rim.methods import make_method
 from rim.models.modeling import torch_device
+from rim.training.optimizer import adamw
 
 TARGET_RATIO = 1.3
 
@@ -67,7 +68,7 @@ def run_step(settings: StepSettings, out: str | Path, console: Console | None = 
     model, tok, method, examples = _setup(settings)
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=settings.lr)
+    optimizer = adamw(params, settings.lr, 0.01)  # as the trainer builds it (torch's default decay)
 
     layouts: dict[str, dict[str, torch.Tensor]] = {}
     collate_ms: dict[str, float] = {}

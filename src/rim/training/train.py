@@ -29,6 +29,7 @@ from rim.core.encoding import Example
 from rim.models.attached import attached_names, save_attached, split_attached
 from rim.models.dropout import dropout_by_kind, set_dropout
 from rim.training.checkpoints import Position, StopSignals, latest_checkpoint, save_checkpoint
+from rim.training.optimizer import adamw
 from rim.training.prepare import Prepared
 from rim.training.schedule import StagePlan, next_reset, plan_stages
 from rim.training.step import train_step
@@ -209,7 +210,7 @@ def _run_stage(
     while pos.step < plan.steps:  # one pass per fresh optimizer: the stage, or an epoch
         trained, optimizer, batches = accelerator.prepare(
             model,
-            torch.optim.AdamW(
+            adamw(
                 [p for p in model.parameters() if p.requires_grad],
                 lr=settings.lr,
                 weight_decay=cfg.trainer.weight_decay,

@@ -1,0 +1,192 @@
+"""The speed check of `rim bench peers` for the peers that read text (iCoT-SI, CODI): optimizer
+steps of the official training loop beside rim's, on the same weights, examples and machine, in
+rounds that alternate the two so that other load on the machine spreads over both.
+
+- iCoT-SI: the official loop lives inside `train.main()`, so each round runs that `main()` whole
+  on the settings' file and options, unrecorded (`peer_icot.py`'s `time`); a step is the time
+  between the ends of two AdamW steps (the batch, the removal, forward, backward, clipping, the
+  update; a reset's new AdamW included). rim's side is its trainer's loop on the same rows, batch
+  size and epochs: each batch laid out at its step of the removal schedule (`ICoT.collate`),
+  forward, backward, clipping, the trainer's AdamW (`rim.training.optimizer`), a new one where
+  the schedule resets it; timed the same way.
+- CODI: the inner step of the official Trainer (its collator, forward, backward, clipping, AdamW)
+  on the official model and examples (`peer_codi.py`'s `train`), against rim's CODI on the same
+  weights and examples (`collate`, loss, backward, clipping, AdamW).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import statistics
+import time
+from typing import TYPE_CHECKING, Any
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from rim.bench import report
+from rim.bench.peer_icot_checks import eos_special, icot_method
+from rim.bench.peer_process import PeerProcess
+from rim.bench.settings import PeersSettings
+from rim.core.encoding import Example, encode
+from rim.data.readers import read_records
+from rim.methods.codi import CODI
+from rim.methods.icot import ICoT
+from rim.training.optimizer import adamw
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+DEFAULT_MAX_GRAD_NORM = 1.0
+"""The official scripts' default gradient clipping (iCoT's `--max_grad_norm`, the Trainer's)."""
+OFFICIAL_ICOT_LR = 5e-5
+"""The official iCoT-SI `--lr` default."""
+TORCH_WEIGHT_DECAY = 0.01
+"""torch's AdamW default, which the official iCoT-SI keeps."""
+
+
+def icot_training_speed(
+    peer: PeerProcess,
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    settings: PeersSettings,
+    console: Console | None,
+) -> dict[str, Any]:
+    """Seconds per optimizer step of the official `train.main()` and of rim's loop on the same
+    file and options (see the module docstring)."""
+    assert settings.train_file is not None  # the settings' validator
+    args = {**settings.official_args, "train_path": settings.train_file}
+    records = read_records(settings.train_file)
+    if int(args.get("max_size", -1)) > 0:
+        records = records[: int(args["max_size"])]
+    examples = [encode(record, tok) for record in records]
+    batch = int(args.get("batch_size", 32))
+    per_epoch = math.ceil(len(examples) / batch)
+    steps = per_epoch * int(args.get("epochs", 1))
+    method = icot_method(eos_special(int(tok.eos_token_id)), args)
+    method = method.for_stage("icot", steps, per_epoch, int(args.get("seed", 1234)))
+    peer_s: list[float] = []
+    rim_s: list[float] = []
+    for r in range(settings.warmup + settings.repeats):
+        theirs = peer.call("time", args=args)["seconds"]
+        ours = _icot_steps(copy.deepcopy(model), method, examples, batch, steps, per_epoch, args)
+        if r >= settings.warmup:
+            peer_s += theirs
+            rim_s += ours
+        _say(console, r, theirs, ours)
+    loop = (
+        f"iCoT-SI, the official `train.main()` against rim's loop on `{settings.train_file}` "
+        f"({len(examples)} rows, batch {batch}, {steps} steps a run, the removal schedule and resets of "
+        f"the official options); a step is the time between two optimizer steps' ends"
+    )
+    return _summary(loop, batch, peer_s, rim_s)
+
+
+def _icot_steps(
+    model: PreTrainedModel,
+    method: ICoT,
+    examples: list[Example],
+    batch: int,
+    steps: int,
+    per_epoch: int,
+    args: dict[str, Any],
+) -> list[float]:
+    """rim's iCoT-SI loop (shuffled epochs); the seconds between optimizer steps' ends."""
+    rng = random.Random(int(args.get("seed", 1234)))
+    clip = float(args.get("max_grad_norm", DEFAULT_MAX_GRAD_NORM))
+    lr = float(args.get("lr", OFFICIAL_ICOT_LR))
+    model.train()
+    optimizer = adamw(model.parameters(), lr, TORCH_WEIGHT_DECAY)
+    order = list(range(len(examples)))
+    stamps = [time.perf_counter()]
+    for step in range(steps):
+        if step % per_epoch == 0:
+            rng.shuffle(order)
+        if method.resets_optimizer("icot", step):
+            optimizer = adamw(model.parameters(), lr, TORCH_WEIGHT_DECAY)
+        start = (step % per_epoch) * batch
+        laid = method.collate([examples[i] for i in order[start : start + batch]], "icot", step / steps)
+        method.loss(model, laid).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        stamps.append(time.perf_counter())
+    return [b - a for a, b in zip(stamps[1:], stamps[2:])]  # as the official: from the first step's end
+
+
+def codi_training_speed(
+    peer: PeerProcess,
+    model: PreTrainedModel,
+    method: CODI,
+    examples: list[Example],
+    settings: PeersSettings,
+    console: Console | None,
+) -> dict[str, Any]:
+    """Seconds per optimizer step, the official CODI's inner Trainer step against rim's, on the
+    same batches of `examples` (the official rows, in rim's form) and the same weights (`model`
+    holds the official CODI's). Changes the peer's weights: run after the equality check."""
+    rng = random.Random(settings.seed)
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    size = min(settings.batch_size, len(examples))
+    batches = [order[i : i + size] for i in range(0, len(order) - size + 1, size)]
+    clip = float(settings.official_args.get("max_grad_norm", DEFAULT_MAX_GRAD_NORM))
+    ours = copy.deepcopy(model)
+    ours.train()
+    optimizer = adamw([p for p in ours.parameters() if p.requires_grad], settings.lr, settings.weight_decay)
+    peer_s: list[float] = []
+    rim_s: list[float] = []
+    for r in range(settings.warmup + settings.repeats):
+        theirs = peer.call(
+            "train",
+            batches=batches,
+            steps=settings.steps_per_round,
+            lr=settings.lr,
+            weight_decay=settings.weight_decay,
+            max_grad_norm=clip,
+        )["seconds"]
+        seconds = []
+        for step in range(settings.steps_per_round):
+            group = [examples[i] for i in batches[step % len(batches)]]
+            start = time.perf_counter()
+            laid = method.collate(group, "codi", 0.0)
+            method.loss(ours, laid).backward()
+            torch.nn.utils.clip_grad_norm_(ours.parameters(), clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            seconds.append(time.perf_counter() - start)
+        if r >= settings.warmup:
+            peer_s += theirs
+            rim_s += seconds
+        _say(console, r, theirs, seconds)
+    loop = (
+        f"CODI, the official Trainer's inner step (collator, forward, backward, clipping, AdamW) against "
+        f"rim's, batch {size} of the first {len(examples)} problems"
+    )
+    return _summary(loop, size, peer_s, rim_s)
+
+
+def _say(console: Console | None, r: int, theirs: list[float], ours: list[float]) -> None:
+    report.say(
+        console,
+        f"training round {r + 1}: official {statistics.median(theirs):.3f} s/step, "
+        f"rim {statistics.median(ours):.3f} s/step",
+    )
+
+
+def _summary(loop: str, batch: int, peer_s: list[float], rim_s: list[float]) -> dict[str, Any]:
+    """Medians over the timed rounds' steps."""
+    peer_step, rim_step = statistics.median(peer_s), statistics.median(rim_s)
+    return {
+        "loop": loop,
+        "batch": batch,
+        "peer_s_per_step": peer_step,
+        "rim_s_per_step": rim_step,
+        "peer_examples_per_s": batch / peer_step,
+        "rim_examples_per_s": batch / rim_step,
+        "speedup": peer_step / rim_step,
+        "peer_s_repeats": peer_s,
+        "rim_s_repeats": rim_s,
+    }
