@@ -21,6 +21,7 @@ import math
 import random
 import statistics
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -67,15 +68,14 @@ def icot_training_speed(
     steps = per_epoch * int(args.get("epochs", 1))
     method = icot_method(eos_special(int(tok.eos_token_id)), args)
     method = method.for_stage("icot", steps, per_epoch, int(args.get("seed", 1234)))
-    peer_s: list[float] = []
-    rim_s: list[float] = []
-    for r in range(settings.warmup + settings.repeats):
-        theirs = peer.call("time", args=args)["seconds"]
-        ours = _icot_steps(copy.deepcopy(model), method, examples, batch, steps, per_epoch, args)
-        if r >= settings.warmup:
-            peer_s += theirs
-            rim_s += ours
-        _say(console, r, theirs, ours)
+    peer_s, rim_s = _rounds(
+        settings,
+        lambda: (
+            peer.call("time", args=args)["seconds"],
+            _icot_steps(copy.deepcopy(model), method, examples, batch, steps, per_epoch, args),
+        ),
+        console,
+    )
     loop = (
         f"iCoT-SI, the official `train.main()` against rim's loop on `{settings.train_file}` "
         f"({len(examples)} rows, batch {batch}, {steps} steps a run, the removal schedule and resets of "
@@ -107,11 +107,8 @@ def _icot_steps(
         if method.resets_optimizer("icot", step):
             optimizer = adamw(model.parameters(), lr, TORCH_WEIGHT_DECAY)
         start = (step % per_epoch) * batch
-        laid = method.collate([examples[i] for i in order[start : start + batch]], "icot", step / steps)
-        method.loss(model, laid).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        rows = [examples[i] for i in order[start : start + batch]]
+        _step(model, method.collate(rows, "icot", step / steps), method, clip, optimizer)
         stamps.append(time.perf_counter())
     return [b - a for a, b in zip(stamps[1:], stamps[2:])]  # as the official: from the first step's end
 
@@ -136,9 +133,8 @@ def codi_training_speed(
     ours = copy.deepcopy(model)
     ours.train()
     optimizer = adamw([p for p in ours.parameters() if p.requires_grad], settings.lr, settings.weight_decay)
-    peer_s: list[float] = []
-    rim_s: list[float] = []
-    for r in range(settings.warmup + settings.repeats):
+
+    def one_round() -> tuple[list[float], list[float]]:
         theirs = peer.call(
             "train",
             batches=batches,
@@ -149,18 +145,13 @@ def codi_training_speed(
         )["seconds"]
         seconds = []
         for step in range(settings.steps_per_round):
-            group = [examples[i] for i in batches[step % len(batches)]]
             start = time.perf_counter()
-            laid = method.collate(group, "codi", 0.0)
-            method.loss(ours, laid).backward()
-            torch.nn.utils.clip_grad_norm_(ours.parameters(), clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            group = [examples[i] for i in batches[step % len(batches)]]
+            _step(ours, method.collate(group, "codi", 0.0), method, clip, optimizer)
             seconds.append(time.perf_counter() - start)
-        if r >= settings.warmup:
-            peer_s += theirs
-            rim_s += seconds
-        _say(console, r, theirs, seconds)
+        return theirs, seconds
+
+    peer_s, rim_s = _rounds(settings, one_round, console)
     loop = (
         f"CODI, the official Trainer's inner step (collator, forward, backward, clipping, AdamW) against "
         f"rim's, batch {size} of the first {len(examples)} problems"
@@ -168,12 +159,36 @@ def codi_training_speed(
     return _summary(loop, size, peer_s, rim_s)
 
 
-def _say(console: Console | None, r: int, theirs: list[float], ours: list[float]) -> None:
-    report.say(
-        console,
-        f"training round {r + 1}: official {statistics.median(theirs):.3f} s/step, "
-        f"rim {statistics.median(ours):.3f} s/step",
-    )
+def _step(
+    model: PreTrainedModel, batch: dict[str, torch.Tensor], method: ICoT | CODI, clip: float, optimizer
+) -> None:
+    """One rim training step on a laid-out batch: loss, backward, clipping, AdamW."""
+    method.loss(model, batch).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _rounds(
+    settings: PeersSettings,
+    one_round: Callable[[], tuple[list[float], list[float]]],
+    console: Console | None,
+) -> tuple[list[float], list[float]]:
+    """`warmup` + `repeats` rounds of `one_round` (the official steps' seconds, then rim's); the
+    timed rounds' seconds of each side."""
+    peer_s: list[float] = []
+    rim_s: list[float] = []
+    for r in range(settings.warmup + settings.repeats):
+        theirs, ours = one_round()
+        if r >= settings.warmup:
+            peer_s += theirs
+            rim_s += ours
+        report.say(
+            console,
+            f"training round {r + 1}: official {statistics.median(theirs):.3f} s/step, "
+            f"rim {statistics.median(ours):.3f} s/step",
+        )
+    return peer_s, rim_s
 
 
 def _summary(loop: str, batch: int, peer_s: list[float], rim_s: list[float]) -> dict[str, Any]:
