@@ -86,17 +86,20 @@ def think(
 
     Thought i sits at column P+i: its input embedding is the last hidden state of column P+i-1
     (through `project` where given: CODI's projection). The first n-1 thoughts get a pass each;
-    the last is fed by `Thinking.then`, in the pass of the tokens that follow it.
+    the last is fed by `Thinking.then`, in the pass of the tokens that follow it. These passes
+    run the output head on no position (`logits_to_keep` an empty index): only their hidden
+    states and cache are used.
     `mask` and `positions` cover at least the P+n columns (later columns are ignored)."""
     width = prefix_ids.shape[1]
     cache_arg = cache_keyword(model)
+    no_logits = torch.empty(0, dtype=torch.long, device=prefix_ids.device)  # these passes' are never read
     out = model(
         input_ids=prefix_ids,
         attention_mask=mask[:, :width],
         position_ids=positions[:, :width],
         use_cache=True,
         output_hidden_states=n > 0,
-        logits_to_keep=1,
+        logits_to_keep=no_logits,
     )
     thoughts = []
     for col in range(width, width + n):
@@ -110,7 +113,7 @@ def think(
             position_ids=positions[:, col : col + 1],
             use_cache=True,
             output_hidden_states=True,
-            logits_to_keep=1,
+            logits_to_keep=no_logits,
             **{cache_arg: returned_cache(out)},
         )
     return Thinking(out, thoughts, max(1, n))
