@@ -376,6 +376,19 @@ def test_text_peers_time_the_official_training_loop_beside_rims(tmp_path, peer):
     assert (tmp_path / "out" / "peers.png").exists() or report.pyplot() is None
 
 
+def test_icot_speed_check_refuses_runs_it_cannot_time_alike(tmp_path):
+    """Options that change what an official step is, and a run of one step (a step is timed
+    between two), are refused in one line before any work."""
+    settings = icot_settings(tmp_path, ICOT_STAND_IN).model_dump()
+    with pytest.raises(ValueError, match=r"official_args \['accumulate'\] change the official loop"):
+        PeersSettings(**{**settings, "checks": ["speed"], "official_args": {"accumulate": 2}})
+    one_step = {**settings["official_args"], "max_size": 4, "epochs": 1}  # 4 rows, batch 4
+    settings = PeersSettings(**{**settings, "checks": ["equality", "speed"], "official_args": one_step})
+    with pytest.raises(RimInputError, match="4 rows, batch 4 and 1 epochs make 1"):
+        run_peers(settings, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 OFFICIAL_CODI = os.environ.get("RIM_PEER_CODI_CHECKOUT")
 
 

@@ -182,23 +182,27 @@ def _main(train, args: dict, patches: list[tuple[object, str, object]]) -> None:
             argv += [f"--{key}"] if value else []
         else:
             argv += [f"--{key}", str(value)]
-    sys.argv = argv
     patches = [
         *patches,
         (train, "evaluate", lambda *a, **k: (0.0, 0.0, 1.0)),
         (train.ImplicitModel, "save_pretrained", lambda self, path: None),
     ]
-    saved = [(owner, name, owner.__dict__.get(name, _ABSENT)) for owner, name, _ in patches]
+    applied: list[tuple[object, str, object]] = []  # (owner, name, what it held: own value or _ABSENT)
+    saved_argv = sys.argv
+    sys.argv = argv
     try:
         for owner, name, value in patches:
+            before = owner.__dict__.get(name, _ABSENT)  # _ABSENT: inherited, or not there
             setattr(owner, name, value)
+            applied.append((owner, name, before))
         train.main()
     finally:
-        for owner, name, value in reversed(saved):
-            if value is _ABSENT:
+        for owner, name, before in reversed(applied):
+            if before is _ABSENT:
                 delattr(owner, name)
             else:
-                setattr(owner, name, value)
+                setattr(owner, name, before)
+        sys.argv = saved_argv
         shutil.rmtree(out, ignore_errors=True)
 
 

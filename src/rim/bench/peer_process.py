@@ -58,6 +58,9 @@ class PeerProcess:
                     **os.environ,
                     "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
                     "TOKENIZERS_PARALLELISM": "false",
+                    # rim's side runs on the CPU: so does the peer's, whose code (iCoT-SI's
+                    # main(), CODI's model) moves to a GPU wherever it sees one
+                    "CUDA_VISIBLE_DEVICES": "",
                 },
             )
         except OSError as exc:

@@ -5,13 +5,18 @@ rounds that alternate the two so that other load on the machine spreads over bot
 - iCoT-SI: the official loop lives inside `train.main()`, so each round runs that `main()` whole
   on the settings' file and options, unrecorded (`peer_icot.py`'s `time`); a step is the time
   between the ends of two AdamW steps (the batch, the removal, forward, backward, clipping, the
-  update; a reset's new AdamW included). rim's side is its trainer's loop on the same rows, batch
-  size and epochs: each batch laid out at its step of the removal schedule (`ICoT.collate`),
-  forward, backward, clipping, the trainer's AdamW (`rim.training.optimizer`), a new one where
-  the schedule resets it; timed the same way.
+  update; a reset's new AdamW included). rim's side runs the steps of its trainer on the same
+  rows, batch size and epochs: each batch laid out at its step of the removal schedule
+  (`ICoT.collate`), forward, backward, clipping, the trainer's AdamW (`rim.training.optimizer`),
+  a new one where the schedule resets it; timed the same way. Not timed on rim's side: the
+  trainer's bookkeeping around a step (Accelerate's wrappers, the learning rate, the logged
+  loss), small beside these steps on a CPU.
 - CODI: the inner step of the official Trainer (its collator, forward, backward, clipping, AdamW)
-  on the official model and examples (`peer_codi.py`'s `train`), against rim's CODI on the same
-  weights and examples (`collate`, loss, backward, clipping, AdamW).
+  on the official model and examples (`peer_codi.py`'s `train`), against rim's CODI step on the
+  same weights and examples (`collate`, loss, backward, clipping, the trainer's AdamW).
+
+Each side uses its own optimizer: the official iCoT-SI code a fused AdamW, the official CODI
+Trainer torch's default (looped) one, rim its trainer's fused one; the report says so.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -31,6 +37,7 @@ from rim.bench import report
 from rim.bench.peer_icot_checks import eos_special, icot_method
 from rim.bench.peer_process import PeerProcess
 from rim.bench.settings import PeersSettings
+from rim.common.errors import RimInputError
 from rim.core.encoding import Example, encode
 from rim.data.readers import read_records
 from rim.methods.codi import CODI
@@ -48,15 +55,23 @@ TORCH_WEIGHT_DECAY = 0.01
 """torch's AdamW default, which the official iCoT-SI keeps."""
 
 
-def icot_training_speed(
-    peer: PeerProcess,
-    model: PreTrainedModel,
-    tok: PreTrainedTokenizerBase,
-    settings: PeersSettings,
-    console: Console | None,
-) -> dict[str, Any]:
-    """Seconds per optimizer step of the official `train.main()` and of rim's loop on the same
-    file and options (see the module docstring)."""
+@dataclass
+class ICoTRun:
+    """The official iCoT-SI run the speed check repeats, in rim's terms: its options, the rows
+    (rim's encoding), batch size, steps per epoch and in all, and rim's iCoT-SI bound to it."""
+
+    args: dict[str, Any]
+    examples: list[Example]
+    batch: int
+    per_epoch: int
+    steps: int
+    method: ICoT
+
+
+def icot_run(settings: PeersSettings, tok: PreTrainedTokenizerBase) -> ICoTRun:
+    """Read `train_file` as the official run will (its first `max_size` lines) and lay out the
+    run; refused in one line before any work when a run has fewer than two optimizer steps (a
+    step is timed as the time between two)."""
     assert settings.train_file is not None  # the settings' validator
     args = {**settings.official_args, "train_path": settings.train_file}
     records = read_records(settings.train_file)
@@ -66,49 +81,57 @@ def icot_training_speed(
     batch = int(args.get("batch_size", 32))
     per_epoch = math.ceil(len(examples) / batch)
     steps = per_epoch * int(args.get("epochs", 1))
+    if steps < 2:
+        raise RimInputError(
+            f"the iCoT-SI speed check times the steps between optimizer steps: {len(examples)} rows, "
+            f"batch {batch} and {args.get('epochs', 1)} epochs make {steps} (raise epochs or max_size)",
+            source="official_args",
+        )
     method = icot_method(eos_special(int(tok.eos_token_id)), args)
     method = method.for_stage("icot", steps, per_epoch, int(args.get("seed", 1234)))
+    return ICoTRun(args, examples, batch, per_epoch, steps, method)
+
+
+def icot_training_speed(
+    peer: PeerProcess,
+    model: PreTrainedModel,
+    run: ICoTRun,
+    settings: PeersSettings,
+    console: Console | None,
+) -> dict[str, Any]:
+    """Seconds per optimizer step of the official `train.main()` and of rim's steps on the same
+    run (see the module docstring)."""
     peer_s, rim_s = _rounds(
         settings,
-        lambda: (
-            peer.call("time", args=args)["seconds"],
-            _icot_steps(copy.deepcopy(model), method, examples, batch, steps, per_epoch, args),
-        ),
+        lambda: (peer.call("time", args=run.args)["seconds"], _icot_steps(copy.deepcopy(model), run)),
         console,
     )
     loop = (
-        f"iCoT-SI, the official `train.main()` against rim's loop on `{settings.train_file}` "
-        f"({len(examples)} rows, batch {batch}, {steps} steps a run, the removal schedule and resets of "
-        f"the official options); a step is the time between two optimizer steps' ends"
+        f"iCoT-SI, the official `train.main()` (its fused AdamW) against rim's steps (collate, loss, "
+        f"backward, clipping, the trainer's fused AdamW) on `{settings.train_file}` ({len(run.examples)} "
+        f"rows, batch {run.batch}, {run.steps} steps a run, the removal schedule and resets of the "
+        "official options); a step is the time between two optimizer steps' ends"
     )
-    return _summary(loop, batch, peer_s, rim_s)
+    return _summary(loop, run.batch, peer_s, rim_s)
 
 
-def _icot_steps(
-    model: PreTrainedModel,
-    method: ICoT,
-    examples: list[Example],
-    batch: int,
-    steps: int,
-    per_epoch: int,
-    args: dict[str, Any],
-) -> list[float]:
-    """rim's iCoT-SI loop (shuffled epochs); the seconds between optimizer steps' ends."""
-    rng = random.Random(int(args.get("seed", 1234)))
-    clip = float(args.get("max_grad_norm", DEFAULT_MAX_GRAD_NORM))
-    lr = float(args.get("lr", OFFICIAL_ICOT_LR))
+def _icot_steps(model: PreTrainedModel, run: ICoTRun) -> list[float]:
+    """rim's iCoT-SI steps over the run (shuffled epochs); the seconds between optimizer steps' ends."""
+    rng = random.Random(int(run.args.get("seed", 1234)))
+    clip = float(run.args.get("max_grad_norm", DEFAULT_MAX_GRAD_NORM))
+    lr = float(run.args.get("lr", OFFICIAL_ICOT_LR))
     model.train()
     optimizer = adamw(model.parameters(), lr, TORCH_WEIGHT_DECAY)
-    order = list(range(len(examples)))
+    order = list(range(len(run.examples)))
     stamps = [time.perf_counter()]
-    for step in range(steps):
-        if step % per_epoch == 0:
+    for step in range(run.steps):
+        if step % run.per_epoch == 0:
             rng.shuffle(order)
-        if method.resets_optimizer("icot", step):
+        if run.method.resets_optimizer("icot", step):
             optimizer = adamw(model.parameters(), lr, TORCH_WEIGHT_DECAY)
-        start = (step % per_epoch) * batch
-        rows = [examples[i] for i in order[start : start + batch]]
-        _step(model, method.collate(rows, "icot", step / steps), method, clip, optimizer)
+        start = (step % run.per_epoch) * run.batch
+        rows = [run.examples[i] for i in order[start : start + run.batch]]
+        _step(model, run.method.collate(rows, "icot", step / run.steps), run.method, clip, optimizer)
         stamps.append(time.perf_counter())
     return [b - a for a, b in zip(stamps[1:], stamps[2:])]  # as the official: from the first step's end
 
@@ -153,8 +176,9 @@ def codi_training_speed(
 
     peer_s, rim_s = _rounds(settings, one_round, console)
     loop = (
-        f"CODI, the official Trainer's inner step (collator, forward, backward, clipping, AdamW) against "
-        f"rim's, batch {size} of the first {len(examples)} problems"
+        f"CODI, the official Trainer's inner step (collator, forward, backward, clipping, the Trainer's "
+        f"default AdamW: torch's, not fused) against rim's step (collate, loss, backward, clipping, the "
+        f"trainer's fused AdamW), batch {size} of the first {len(examples)} problems"
     )
     return _summary(loop, size, peer_s, rim_s)
 

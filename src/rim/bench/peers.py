@@ -41,7 +41,7 @@ from rim.bench.peer_icot_checks import run_icot
 from rim.bench.peer_process import PeerProcess, check_checkout
 from rim.bench.peer_report import ratios, write
 from rim.bench.peer_speed import inference_speed, training_speed
-from rim.bench.peer_text_speed import codi_training_speed, icot_training_speed
+from rim.bench.peer_text_speed import codi_training_speed, icot_run, icot_training_speed
 from rim.bench.settings import PeersSettings
 from rim.common.errors import RimInputError
 from rim.core.segments import SpecialIds
@@ -103,6 +103,7 @@ def _text_peer(
     torch.manual_seed(settings.seed)
     model = GPT2LMHeadModel(GPT2Config.from_dict(config)).float()
     set_dropout(model, 0.0)
+    icot = icot_run(settings, tok) if settings.peer == "icot" and "speed" in settings.checks else None
     with tempfile.TemporaryDirectory() as tmp, PeerProcess(settings.peer, settings.python) as peer:
         if settings.peer == "codi":
             official = build_codi(peer, model, tok, settings, checkout, Path(tmp))
@@ -117,8 +118,8 @@ def _text_peer(
         _setup(peer, checkout, model, Path(tmp), settings, result, console, tokenizer=settings.tokenizer)
         if "equality" in settings.checks:
             result["icot"] = run_icot(peer, model, tok, settings, Path(tmp), console)
-        if "speed" in settings.checks:
-            result["training"] = icot_training_speed(peer, model, tok, settings, console)
+        if icot is not None:
+            result["training"] = icot_training_speed(peer, model, icot, settings, console)
     return model
 
 

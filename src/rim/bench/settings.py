@@ -251,7 +251,30 @@ class PeersSettings(Section):
             )
         if self.peer == "coconut" and "speed" in self.checks and self.questions < self.warmup + self.repeats:
             raise ValueError("the inference timing splits `questions` over warmup + repeats rounds: ask more")
+        unmodelled = sorted(set(self.official_args) - ICOT_SPEED_ARGS)
+        if self.peer == "icot" and "speed" in self.checks and unmodelled:
+            raise ValueError(
+                f"official_args {unmodelled} change the official loop in ways rim's timed loop does not "
+                f"follow: the speed check takes {sorted(ICOT_SPEED_ARGS)}"
+            )
         return self
+
+
+ICOT_SPEED_ARGS = {
+    "max_size",
+    "batch_size",
+    "epochs",
+    "lr",
+    "seed",
+    "max_grad_norm",
+    "remove_per_epoch",
+    "remove_start_from",
+    "remove_all_when_remove_beyond",
+    "removal_smoothing_lambda",
+    "reset_optimizer",
+}
+"""The official iCoT-SI options the speed check's rim loop follows (others, e.g. `accumulate`,
+`max_len_train` or `pretrain_epochs`, change what an official step is)."""
 
 
 PEERS_PATHS = ("checkout", "model", "data", "tokenizer", "train_file")
