@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,35 +69,60 @@ def split_row(row: list[int], eos: int) -> tuple[list[int], list[int], list[int]
     return row[: first + 1], row[first + 1 : second], row[second:third]
 
 
+@dataclass
+class ICoTRun:
+    """The official iCoT-SI run the settings describe, in rim's terms: its options (the file's
+    path resolved), the file's rows as rim encodes them (the first `max_size`, as the official
+    `--max_size`), the batch size, steps per epoch and in all, and rim's iCoT-SI bound to it."""
+
+    args: dict[str, Any]
+    special: SpecialIds
+    examples: list[Example]
+    batch: int
+    per_epoch: int
+    steps: int
+    method: ICoT
+
+
+def icot_run(settings: PeersSettings, tok: PreTrainedTokenizerBase) -> ICoTRun:
+    """Read and encode `train_file` once (every check of the run reads it) and lay the run out."""
+    if settings.train_file is None:
+        raise ValueError("the iCoT checks need `train_file` (an iCoT text file)")
+    args = {**settings.official_args, "train_path": str(Path(settings.train_file).resolve())}
+    records = read_records(settings.train_file)
+    if int(args.get("max_size", -1)) > 0:
+        records = records[: int(args["max_size"])]  # the official `--max_size`: the first lines
+    examples = [encode(record, tok) for record in records]
+    batch = int(args.get("batch_size", 32))
+    per_epoch = math.ceil(len(examples) / batch)
+    steps = per_epoch * int(args.get("epochs", 1))
+    special = eos_special(int(tok.eos_token_id))
+    method = icot_method(special, args).for_stage("icot", steps, per_epoch, int(args.get("seed", 1234)))
+    return ICoTRun(args, special, examples, batch, per_epoch, steps, method)
+
+
 def run_icot(
     peer: PeerProcess,
     model: PreTrainedModel,
     tok: PreTrainedTokenizerBase,
+    run: ICoTRun,
     settings: PeersSettings,
     tmp: Path,
     console: Console | None,
 ) -> dict[str, Any]:
-    """Run the official training on `settings.train_file` and compare (see the module docstring)."""
-    if settings.train_file is None:
-        raise ValueError("the iCoT checks need `train_file` (an iCoT text file)")
-    args = {**settings.official_args, "train_path": str(Path(settings.train_file).resolve())}
+    """Run the official training of `run` and compare (see the module docstring)."""
+    args, special, encoded = run.args, run.special, run.examples
     grad_steps = sorted(set(settings.icot_grad_steps))
     reply = peer.call("run", args=args, grad_steps=grad_steps, out=str(tmp / "icot-grads.pt"))
     their_grads = torch.load(tmp / "icot-grads.pt", weights_only=True)
-    eos = int(tok.eos_token_id)
-    special = eos_special(eos)
-    records = read_records(settings.train_file)
-    if int(args.get("max_size", -1)) > 0:
-        records = records[: int(args["max_size"])]  # the official `--max_size`: the first lines
+    eos = special.eos
     rows = reply["rows"]
-    if len(rows) != len(records):
-        raise ValueError(f"the official reader kept {len(rows)} rows of {len(records)} records")
+    if len(rows) != len(encoded):
+        raise ValueError(f"the official reader kept {len(rows)} rows of {len(encoded)} records")
     index = {tuple(row): i for i, row in enumerate(rows)}
-    batch = int(args.get("batch_size", 32))
-    spe = math.ceil(len(rows) / batch)
+    spe = run.per_epoch
     total = len(reply["steps"])
-    method = icot_method(special, args).for_stage("icot", total, spe, int(args.get("seed", 1234)))
-    encoded = [encode(record, tok) for record in records]  # once: every step reads them
+    method = run.method.for_stage("icot", total, spe, int(args.get("seed", 1234)))  # the steps it took
     loaders = _loaders(rows, encoded, tok, eos)
     schedule = _schedule(reply, index, encoded, tok, method, spe, eos)
     losses = _losses(reply, model, special, method, their_grads, grad_steps, spe, eos)

@@ -22,24 +22,21 @@ Trainer torch's default (looped) one, rim its trainer's fused one; the report sa
 from __future__ import annotations
 
 import copy
-import math
 import random
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel
 
 from rim.bench import report
-from rim.bench.peer_icot_checks import eos_special, icot_method
+from rim.bench.peer_icot_checks import ICoTRun
 from rim.bench.peer_process import PeerProcess
 from rim.bench.settings import PeersSettings
 from rim.common.errors import RimInputError
-from rim.core.encoding import Example, encode
-from rim.data.readers import read_records
+from rim.core.encoding import Example
 from rim.methods.codi import CODI
 from rim.methods.icot import ICoT
 from rim.training.optimizer import adamw
@@ -55,41 +52,16 @@ TORCH_WEIGHT_DECAY = 0.01
 """torch's AdamW default, which the official iCoT-SI keeps."""
 
 
-@dataclass
-class ICoTRun:
-    """The official iCoT-SI run the speed check repeats, in rim's terms: its options, the rows
-    (rim's encoding), batch size, steps per epoch and in all, and rim's iCoT-SI bound to it."""
-
-    args: dict[str, Any]
-    examples: list[Example]
-    batch: int
-    per_epoch: int
-    steps: int
-    method: ICoT
-
-
-def icot_run(settings: PeersSettings, tok: PreTrainedTokenizerBase) -> ICoTRun:
-    """Read `train_file` as the official run will (its first `max_size` lines) and lay out the
-    run; refused in one line before any work when a run has fewer than two optimizer steps (a
-    step is timed as the time between two)."""
-    assert settings.train_file is not None  # the settings' validator
-    args = {**settings.official_args, "train_path": settings.train_file}
-    records = read_records(settings.train_file)
-    if int(args.get("max_size", -1)) > 0:
-        records = records[: int(args["max_size"])]
-    examples = [encode(record, tok) for record in records]
-    batch = int(args.get("batch_size", 32))
-    per_epoch = math.ceil(len(examples) / batch)
-    steps = per_epoch * int(args.get("epochs", 1))
-    if steps < 2:
+def check_timeable(run: ICoTRun) -> None:
+    """Refuse, in one line and before any work, a run of fewer than two optimizer steps (a step
+    is timed as the time between two)."""
+    if run.steps < 2:
         raise RimInputError(
-            f"the iCoT-SI speed check times the steps between optimizer steps: {len(examples)} rows, "
-            f"batch {batch} and {args.get('epochs', 1)} epochs make {steps} (raise epochs or max_size)",
+            f"the iCoT-SI speed check times the steps between optimizer steps: {len(run.examples)} "
+            f"rows, batch {run.batch} and {run.args.get('epochs', 1)} epochs make {run.steps} (raise "
+            "epochs or max_size)",
             source="official_args",
         )
-    method = icot_method(eos_special(int(tok.eos_token_id)), args)
-    method = method.for_stage("icot", steps, per_epoch, int(args.get("seed", 1234)))
-    return ICoTRun(args, examples, batch, per_epoch, steps, method)
 
 
 def icot_training_speed(

@@ -37,11 +37,11 @@ from rim.bench.common import describe_model, model_config, random_model
 from rim.bench.peer_batch import gpt2_config, peer_special, random_examples
 from rim.bench.peer_checks import equality, generation, loaders
 from rim.bench.peer_codi_checks import build_codi, run_codi
-from rim.bench.peer_icot_checks import run_icot
+from rim.bench.peer_icot_checks import icot_run, run_icot
 from rim.bench.peer_process import PeerProcess, check_checkout
 from rim.bench.peer_report import ratios, write
 from rim.bench.peer_speed import inference_speed, training_speed
-from rim.bench.peer_text_speed import codi_training_speed, icot_run, icot_training_speed
+from rim.bench.peer_text_speed import check_timeable, codi_training_speed, icot_training_speed
 from rim.bench.settings import PeersSettings
 from rim.common.errors import RimInputError
 from rim.core.segments import SpecialIds
@@ -103,7 +103,9 @@ def _text_peer(
     torch.manual_seed(settings.seed)
     model = GPT2LMHeadModel(GPT2Config.from_dict(config)).float()
     set_dropout(model, 0.0)
-    icot = icot_run(settings, tok) if settings.peer == "icot" and "speed" in settings.checks else None
+    icot = icot_run(settings, tok) if settings.peer == "icot" else None
+    if icot is not None and "speed" in settings.checks:
+        check_timeable(icot)  # before any work
     with tempfile.TemporaryDirectory() as tmp, PeerProcess(settings.peer, settings.python) as peer:
         if settings.peer == "codi":
             official = build_codi(peer, model, tok, settings, checkout, Path(tmp))
@@ -116,9 +118,10 @@ def _text_peer(
                 )
             return model
         _setup(peer, checkout, model, Path(tmp), settings, result, console, tokenizer=settings.tokenizer)
+        assert icot is not None  # the iCoT-SI peer
         if "equality" in settings.checks:
-            result["icot"] = run_icot(peer, model, tok, settings, Path(tmp), console)
-        if icot is not None:
+            result["icot"] = run_icot(peer, model, tok, icot, settings, Path(tmp), console)
+        if "speed" in settings.checks:
             result["training"] = icot_training_speed(peer, model, icot, settings, console)
     return model
 
